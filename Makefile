@@ -1,0 +1,40 @@
+# The two commands README promises: `make run` and `make test`. Both install what is missing,
+# build, and go.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+AEGIS := build/release/src/cli/aegis
+
+.PHONY: run test deps build build-asan unit unit-asan policy-tests differential bench fuzz clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	@cmake --preset asan-ubsan >/dev/null
+	@cmake --build --preset asan-ubsan -j $(JOBS)
+
+run: build
+	@scripts/run.sh
+
+unit: build
+	ctest --preset release -j $(JOBS)
+
+unit-asan: build-asan
+	ctest --preset asan-ubsan -j $(JOBS)
+
+test: unit unit-asan
+	@echo "make test: all suites passed"
+
+bench: build
+	@scripts/bench.sh
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "aegis: nothing to run yet"
