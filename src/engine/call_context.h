@@ -1,0 +1,58 @@
+// CallContext: one tool call, normalised, as every front door hands it to the engine.
+#ifndef AEGIS_ENGINE_CALL_CONTEXT_H_
+#define AEGIS_ENGINE_CALL_CONTEXT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "policy/policy.h"
+
+namespace aegis::engine {
+
+struct CallContext {
+  std::string tenant;  // empty: no tenant
+  std::string agent;
+  std::string tool;    // empty: resolve from request through the catalog
+  std::string action;  // empty: resolve from request through the catalog
+  common::Json params = common::Json::EmptyObject();
+  // {method, host, path, headers, query} when the call is an HTTP request; an empty object
+  // otherwise. host is normalised, path has no query string, header names are lower case.
+  common::Json request = common::Json::EmptyObject();
+  common::Json identity = common::Json::EmptyObject();  // verified token claims
+  std::optional<policy::Micros> cost;                   // given by the caller
+  int64_t now_unix_nanos = 0;
+
+  // Convenience views into `request`; empty when absent.
+  std::string_view method() const;
+  std::string_view host() const;
+  std::string_view path() const;
+};
+
+struct CallParseOptions {
+  common::JsonLimits json;
+  // Whether `identity` may be given in the JSON. Only trusted callers (policy tests, the CLI)
+  // may; front doors set it from a verified token.
+  bool allow_identity = false;
+};
+
+// Parses the decide-API call JSON (docs/decide-api.md) strictly: unknown fields, wrong types,
+// invalid names, hosts or paths, duplicate keys and invalid UTF-8 are errors (InvalidArgument),
+// oversize input is ResourceExhausted. `now_unix_nanos` stamps the call.
+common::StatusOr<CallContext> ParseCall(std::string_view json, int64_t now_unix_nanos,
+                                        const CallParseOptions& options = {});
+common::StatusOr<CallContext> CallFromJson(const common::Json& json, int64_t now_unix_nanos,
+                                           const CallParseOptions& options = {});
+
+// Normalises a request path for policy matching: splits off the query, decodes
+// percent-escapes of ordinary characters, and refuses encoded '/', '\' or NUL, dot segments,
+// empty segments, control bytes and invalid UTF-8. Query parameters (decoded; a key given twice
+// is refused) go to `query` when non-null.
+common::StatusOr<std::string> NormalizePath(std::string_view raw, common::Json* query);
+
+}  // namespace aegis::engine
+
+#endif  // AEGIS_ENGINE_CALL_CONTEXT_H_

@@ -1,0 +1,107 @@
+#include "engine/decision.h"
+
+#include "common/json.h"
+#include "common/strings.h"
+
+namespace aegis::engine {
+
+using common::AppendJsonString;
+
+namespace {
+
+void AppendMicrosAsUsd(std::string& out, policy::Micros m) {
+  // Exact decimal text of micro-dollars; no floating point on the way.
+  if (m < 0) {
+    out.push_back('-');
+    m = -m;
+  }
+  out += std::to_string(m / 1'000'000);
+  policy::Micros frac = m % 1'000'000;
+  if (frac == 0) return;
+  std::string digits = std::to_string(frac);
+  digits.insert(0, 6 - digits.size(), '0');
+  while (!digits.empty() && digits.back() == '0') digits.pop_back();
+  out.push_back('.');
+  out += digits;
+}
+
+void AppendStringList(std::string& out, const std::vector<std::string>& list) {
+  out.push_back('[');
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (i) out.push_back(',');
+    AppendJsonString(out, list[i]);
+  }
+  out.push_back(']');
+}
+
+}  // namespace
+
+std::string Decision::ToJson() const {
+  std::string out;
+  out.reserve(512);
+  out += "{\"decision_id\":";
+  AppendJsonString(out, id_view());
+  out += ",\"decision\":";
+  AppendJsonString(out, policy::EffectName(outcome));
+  out += ",\"effective_decision\":";
+  AppendJsonString(out, policy::EffectName(effective()));
+  out += ",\"enforced\":";
+  out += enforced() ? "true" : "false";
+  out += ",\"mode\":";
+  AppendJsonString(out, policy::ModeName(mode));
+  out += ",\"reasons\":[";
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    const Reason& r = reasons[i];
+    if (i) out.push_back(',');
+    out += "{\"code\":";
+    AppendJsonString(out, r.code);
+    if (r.rule) {
+      out += ",\"rule\":";
+      AppendJsonString(out, r.rule->id);
+      if (!r.rule->message.empty()) {
+        out += ",\"message\":";
+        AppendJsonString(out, r.rule->message);
+      }
+    }
+    if (!r.detail.empty()) {
+      out += ",\"detail\":";
+      AppendJsonString(out, r.detail);
+    }
+    out.push_back('}');
+  }
+  out += "],\"policy\":";
+  AppendJsonString(out, policy ? policy->name : "");
+  out += ",\"policy_version\":";
+  AppendJsonString(out, policy ? policy->version : "");
+  for (auto [key, value] : {std::pair<const char*, const std::string*>{"tenant", &tenant},
+                            {"agent", &agent},
+                            {"tool", &tool},
+                            {"action", &action}}) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    AppendJsonString(out, *value);
+  }
+  out += ",\"cost_usd\":";
+  AppendMicrosAsUsd(out, cost);
+  if (outcome == policy::Effect::kSanitize) {
+    out += ",\"redact\":{\"fields\":";
+    AppendStringList(out, redact.fields);
+    out += ",\"detectors\":";
+    AppendStringList(out, redact.detectors);
+    out += ",\"style\":";
+    AppendJsonString(out, redact.style);
+    out += "}";
+  }
+  if (outcome == policy::Effect::kApprovalNeeded && deciding_rule) {
+    const auto& a = deciding_rule->approval;
+    out += common::StrCat(",\"approval\":{\"quorum\":", a.quorum,
+                          ",\"ttl_seconds\":", a.ttl_seconds, ",\"notify\":");
+    AppendStringList(out, a.notify);
+    out += "}";
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace aegis::engine

@@ -1,0 +1,60 @@
+// Decision: what the engine concluded about one call, and why.
+#ifndef AEGIS_ENGINE_DECISION_H_
+#define AEGIS_ENGINE_DECISION_H_
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/policy.h"
+
+namespace aegis::engine {
+
+// Stable reason codes (docs/decide-api.md lists them with their meaning).
+namespace reason {
+inline constexpr std::string_view kRule = "rule";                      // a rule decided
+inline constexpr std::string_view kConditionError = "condition_error";  // a rule's `if` failed
+inline constexpr std::string_view kDefault = "default";                // no rule matched
+inline constexpr std::string_view kUnknownAgent = "unknown_agent";
+inline constexpr std::string_view kUnknownTool = "unknown_tool";
+inline constexpr std::string_view kUnknownAction = "unknown_action";
+inline constexpr std::string_view kUnresolved = "unresolved_call";     // catalog has no match
+inline constexpr std::string_view kToolOutOfScope = "tool_out_of_scope";
+inline constexpr std::string_view kHostNotInTool = "host_not_in_tool";
+inline constexpr std::string_view kDomainOutOfScope = "domain_out_of_scope";
+inline constexpr std::string_view kShadowMode = "shadow_mode";
+}  // namespace reason
+
+struct Reason {
+  std::string_view code;              // one of reason::k*
+  const policy::Rule* rule = nullptr; // the rule, when one is involved
+  std::string detail;                 // e.g. the condition error; empty otherwise
+};
+
+struct Decision {
+  std::array<char, 36> id{};  // UUIDv7 text, time-ordered
+  policy::Effect outcome = policy::Effect::kDeny;  // what the policy decided
+  policy::Mode mode = policy::Mode::kEnforce;
+  std::vector<Reason> reasons;  // the deciding reason first
+  std::shared_ptr<const policy::CompiledPolicy> policy;  // keeps rules alive for `reasons`
+  std::string tenant, agent, tool, action;
+  policy::Micros cost = 0;
+  const policy::Rule* deciding_rule = nullptr;
+  // Sanitize: the redactions of every matching sanitize rule, merged.
+  policy::RedactSpec redact;
+
+  std::string_view id_view() const { return std::string_view(id.data(), id.size()); }
+  // Whether front doors apply `outcome`; false in shadow mode, where the call proceeds.
+  bool enforced() const { return mode == policy::Mode::kEnforce; }
+  // What the front door applies: `outcome` when enforced, allow in shadow mode.
+  policy::Effect effective() const { return enforced() ? outcome : policy::Effect::kAllow; }
+
+  // The decision JSON of the decide API (docs/decide-api.md).
+  std::string ToJson() const;
+};
+
+}  // namespace aegis::engine
+
+#endif  // AEGIS_ENGINE_DECISION_H_

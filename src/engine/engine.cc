@@ -1,0 +1,232 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "common/strings.h"
+#include "expr/expr.h"
+
+namespace aegis::engine {
+
+using policy::Effect;
+using policy::Rule;
+
+namespace {
+
+// UUIDv7: 48 bits of Unix milliseconds, then random bits, so ids sort by time. The generator
+// is per thread and seeded from the OS; decision ids are identifiers, not secrets.
+void NewDecisionId(std::array<char, 36>& out, int64_t now_unix_nanos) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t ms = static_cast<uint64_t>(now_unix_nanos / 1'000'000);
+  uint64_t hi = (ms << 16) | 0x7000 | (rng() & 0x0FFF);
+  uint64_t lo = (rng() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  static constexpr char kHex[] = "0123456789abcdef";
+  int pos = 0;
+  auto put = [&](uint64_t v, int nibbles) {
+    for (int i = nibbles - 1; i >= 0; --i) out[pos++] = kHex[(v >> (4 * i)) & 15];
+  };
+  put(hi >> 32, 8);
+  out[pos++] = '-';
+  put((hi >> 16) & 0xFFFF, 4);
+  out[pos++] = '-';
+  put(hi & 0xFFFF, 4);
+  out[pos++] = '-';
+  put(lo >> 48, 4);
+  out[pos++] = '-';
+  put(lo & 0xFFFFFFFFFFFFULL, 12);
+}
+
+struct PerThread {
+  expr::Activation activation;
+  expr::EvalScratch scratch;
+};
+
+// Stage 3: fills tool and action from the catalog when the call did not name them.
+// Returns a refusal reason, or an empty view when resolved.
+std::string_view Resolve(const policy::CompiledPolicy& p, const CallContext& call,
+                         Decision& d, const policy::Tool*& tool, const policy::Action*& action) {
+  if (!d.tool.empty()) {
+    tool = p.FindTool(d.tenant, d.tool);
+    if (!tool) return reason::kUnknownTool;
+  } else {
+    std::string_view host = call.host();
+    for (const policy::Scope* s : {p.FindScope(d.tenant), p.FindScope("")}) {
+      if (!s || tool) continue;
+      for (const auto& [name, t] : s->tools) {
+        for (const auto& h : t.hosts) {
+          if (h == host) {
+            tool = &t;
+            break;
+          }
+        }
+        if (tool) break;
+      }
+    }
+    if (!tool) return reason::kUnresolved;
+    d.tool = tool->name;
+  }
+  if (tool->actions.empty()) return {};
+  if (!d.action.empty()) {
+    action = tool->FindAction(d.action);
+    return action ? std::string_view() : reason::kUnknownAction;
+  }
+  std::string_view method = call.method();
+  std::string_view path = call.path();
+  if (!path.empty()) {
+    for (const auto& a : tool->actions) {
+      if (a.path.empty() || (!a.method.empty() && a.method != method)) continue;
+      if (a.path.Matches(path)) {
+        action = &a;
+        d.action = a.name;
+        return {};
+      }
+    }
+  }
+  return call.host().empty() ? reason::kUnknownAction : reason::kUnresolved;
+}
+
+// Stage 4: agent known, tool in the agent's scope, host within the tool and the agent's domains.
+std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& call,
+                            const Decision& d, const policy::Tool& tool) {
+  const policy::AgentProfile* agent = p.FindAgent(d.tenant, d.agent);
+  if (!agent) return reason::kUnknownAgent;
+  if (!agent->MayUseTool(tool.name)) return reason::kToolOutOfScope;
+  std::string_view host = call.host();
+  if (!host.empty()) {
+    if (!tool.hosts.empty() &&
+        std::find(tool.hosts.begin(), tool.hosts.end(), host) == tool.hosts.end()) {
+      return reason::kHostNotInTool;
+    }
+    if (agent->has_domain_scope &&
+        std::none_of(agent->allowed_domains.begin(), agent->allowed_domains.end(),
+                     [&](const policy::HostPattern& h) { return h.Matches(host); })) {
+      return reason::kDomainOutOfScope;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy)
+    : policy_(std::move(policy)) {}
+
+Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
+  const policy::CompiledPolicy& p = *policy_;
+  Decision d;
+  NewDecisionId(d.id, call.now_unix_nanos);
+  d.policy = policy_;
+  d.tenant = call.tenant;
+  d.agent = call.agent;
+  d.tool = call.tool;
+  d.action = call.action;
+  d.mode = p.ModeFor(call.tenant);
+
+  // Stage 2, identify: the identity issue verifies agent tokens here.
+
+  const policy::Tool* tool = nullptr;
+  const policy::Action* action = nullptr;
+  std::string_view refusal = Resolve(p, call, d, tool, action);
+  if (refusal.empty()) refusal = CheckScope(p, call, d, *tool);
+
+  if (tool) {
+    if (call.cost) {
+      d.cost = *call.cost;
+    } else if (action && action->cost) {
+      d.cost = *action->cost;
+    } else if (tool->cost) {
+      d.cost = *tool->cost;
+    }
+  }
+
+  if (!refusal.empty()) {
+    d.outcome = Effect::kDeny;
+    d.reasons.push_back({refusal, nullptr, {}});
+  } else {
+    // Stage 5, rules: candidates come from the index, strongest effect first, bundle-wide rules
+    // and the tenant's own. The first match of the strongest effect decides; sanitize rules of
+    // equal strength all apply their redactions.
+    thread_local PerThread per_thread;
+    expr::Activation& act = per_thread.activation;
+    act.slots.resize(static_cast<size_t>(p.env.size()));
+    act.slots[p.slots.agent] = expr::Value::String(d.agent);
+    act.slots[p.slots.tenant] = expr::Value::String(d.tenant);
+    act.slots[p.slots.tool] = expr::Value::String(d.tool);
+    act.slots[p.slots.action] = expr::Value::String(d.action);
+    act.slots[p.slots.params] = expr::Value::FromJson(call.params);
+    act.slots[p.slots.request] = expr::Value::FromJson(call.request);
+    act.slots[p.slots.identity] = expr::Value::FromJson(call.identity);
+    act.slots[p.slots.cost_usd] = expr::Value::Double(static_cast<double>(d.cost) / 1e6);
+    act.slots[p.slots.now] = expr::Value::Timestamp(call.now_unix_nanos);
+
+    std::string_view action_key = tool->actions.empty() ? std::string_view("*") : d.action;
+    const Rule* winner = nullptr;
+    std::string winner_error;
+    auto consider = [&](const std::vector<const Rule*>& candidates) {
+      for (const Rule* r : candidates) {
+        if (!trace && winner && r->effect < winner->effect) return;
+        if (!trace && winner && r->effect == winner->effect && r->effect != Effect::kSanitize) {
+          return;
+        }
+        if (!r->tenants.Matches(d.tenant) || !r->agents.Matches(d.agent) ||
+            !r->actions.Matches(d.action)) {
+          continue;
+        }
+        bool matched = true;
+        std::string error;
+        if (r->condition) {
+          expr::Value v = r->condition->Evaluate(act, per_thread.scratch);
+          if (v.kind() == expr::Value::Kind::kBool) {
+            matched = v.bool_value();
+          } else {
+            error = v.is_error() ? std::string(v.string_value())
+                                 : "condition did not evaluate to a bool";
+            // Errors fail safe: they count as a match for deny and approval_needed rules and
+            // as no match for allow and sanitize rules.
+            matched = r->effect == Effect::kDeny || r->effect == Effect::kApprovalNeeded;
+            if (!matched) d.reasons.push_back({reason::kConditionError, r, error});
+          }
+        }
+        if (!matched) continue;
+        if (trace) trace->matched.push_back(r);
+        if (!winner || r->effect > winner->effect ||
+            (r->effect == winner->effect && r->order < winner->order)) {
+          if (!winner || r->effect > winner->effect) d.redact = {};
+          winner = r;
+          winner_error = error;
+        }
+        if (r->effect == Effect::kSanitize && winner->effect == Effect::kSanitize) {
+          for (const auto& f : r->redact.fields) d.redact.fields.push_back(f);
+          for (const auto& det : r->redact.detectors) d.redact.detectors.push_back(det);
+          if (d.redact.style.empty()) d.redact.style = r->redact.style;
+        }
+      }
+    };
+    consider(p.index.Candidates("", d.tool, action_key));
+    if (!d.tenant.empty()) consider(p.index.Candidates(d.tenant, d.tool, action_key));
+
+    if (winner) {
+      d.outcome = winner->effect;
+      d.deciding_rule = winner;
+      Reason r{winner_error.empty() ? reason::kRule : reason::kConditionError, winner,
+               winner_error};
+      d.reasons.insert(d.reasons.begin(), std::move(r));
+    } else {
+      d.outcome = p.DefaultEffect(d.tenant);
+      d.reasons.insert(d.reasons.begin(), Reason{reason::kDefault, nullptr, {}});
+    }
+  }
+
+  // Stage 6, override: an approved override token turns approval_needed into allow (identity
+  // issue). Stage 7, limits: rate limits and budget reservation when the call may proceed
+  // (limits issue). Stage 8, obligations: the redaction issue rewrites params for sanitize.
+
+  // Stage 9, mode: in shadow mode the decision stands as recorded but is not enforced.
+  if (d.mode == policy::Mode::kShadow) d.reasons.push_back({reason::kShadowMode, nullptr, {}});
+
+  // Stage 10, record: audit, metrics and traces (audit issue).
+  return d;
+}
+
+}  // namespace aegis::engine

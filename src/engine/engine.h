@@ -1,0 +1,44 @@
+// Engine: CallContext in, Decision out, through the pipeline of DESIGN.md section 3.
+//
+//   1 parse/normalise (ParseCall, before the engine)   6 override        (identity issue)
+//   2 identify                     (identity issue)    7 limits          (limits issue)
+//   3 resolve tool/action                               8 obligations     (redaction issue)
+//   4 scope                                             9 mode
+//   5 rules                                            10 record          (audit issue)
+//
+// Stages 2, 6, 7, 8 and 10 are later work; Decide() marks where each plugs in. The engine is
+// the same for every front door. Decide() is thread-safe and does not block.
+#ifndef AEGIS_ENGINE_ENGINE_H_
+#define AEGIS_ENGINE_ENGINE_H_
+
+#include <memory>
+#include <vector>
+
+#include "engine/call_context.h"
+#include "engine/decision.h"
+#include "policy/policy.h"
+
+namespace aegis::engine {
+
+// What Decide() saw, for policy tests and explanations: every rule whose match and condition
+// held (or whose condition erred). With a trace, every candidate rule is evaluated, where
+// without one evaluation stops once the outcome cannot change; the decision is the same.
+struct DecideTrace {
+  std::vector<const policy::Rule*> matched;
+};
+
+class Engine {
+ public:
+  explicit Engine(std::shared_ptr<const policy::CompiledPolicy> policy);
+
+  Decision Decide(const CallContext& call, DecideTrace* trace = nullptr) const;
+
+  const std::shared_ptr<const policy::CompiledPolicy>& policy() const { return policy_; }
+
+ private:
+  std::shared_ptr<const policy::CompiledPolicy> policy_;
+};
+
+}  // namespace aegis::engine
+
+#endif  // AEGIS_ENGINE_ENGINE_H_

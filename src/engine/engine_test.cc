@@ -1,0 +1,337 @@
+#include "engine/engine.h"
+
+#include "engine/policy_tests.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "policy/compiler.h"
+
+namespace aegis::engine {
+namespace {
+
+using policy::Effect;
+using ::testing::HasSubstr;
+
+constexpr int64_t kNow = 1'780'000'000'000'000'000;  // 2026-05-28
+
+std::shared_ptr<const policy::CompiledPolicy> MustCompile(
+    std::vector<policy::SourceFile> files) {
+  auto out = policy::CompileFiles(files, "test");
+  std::string all;
+  for (const auto& d : out.diagnostics.Sorted()) all += d.ToString() + "\n";
+  EXPECT_TRUE(out.policy) << all;
+  return out.policy;
+}
+
+constexpr std::string_view kBase = R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {name: base}
+tools:
+  stripe:
+    hosts: [api.stripe.com]
+    cost_usd: 0.01
+    actions:
+      create_payment: {method: POST, path: /v1/payment_intents, cost_usd: 0.002}
+      refund: {method: POST, path: "/v1/refunds/{id}"}
+  ehr:
+    hosts: [ehr.internal]
+agents:
+  finance-agent:
+    tools: [stripe]
+    allowed_domains: [api.stripe.com]
+  clinic-agent:
+    tools: ["*"]
+    allowed_domains: ["*.internal"]
+)";
+
+Decision DecideJson(const Engine& engine, std::string_view call_json) {
+  CallParseOptions options;
+  options.allow_identity = true;
+  auto call = ParseCall(call_json, kNow, options);
+  EXPECT_TRUE(call.ok()) << call.status();
+  return engine.Decide(*call);
+}
+
+std::string RuleOf(const Decision& d) { return d.deciding_rule ? d.deciding_rule->id : ""; }
+
+class EngineTest : public ::testing::Test {
+ protected:
+  Engine Make(std::string_view rules) {
+    return Engine(MustCompile({{"p.yaml", std::string(kBase) + std::string(rules)}}));
+  }
+};
+
+TEST_F(EngineTest, StrongestEffectWinsRegardlessOfOrder) {
+  Engine e = Make(R"(rules:
+  - id: allow-all
+    match: {tools: [stripe]}
+    effect: allow
+  - id: big
+    match: {tools: [stripe]}
+    if: params.amount > 5000
+    effect: approval_needed
+  - id: blocked-currency
+    match: {tools: [stripe]}
+    if: params.currency == "RUB"
+    effect: deny
+)");
+  auto d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                             "params":{"amount":7000,"currency":"RUB"}})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(RuleOf(d), "blocked-currency");
+  d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                        "params":{"amount":7000,"currency":"USD"}})");
+  EXPECT_EQ(d.outcome, Effect::kApprovalNeeded);
+  EXPECT_EQ(RuleOf(d), "big");
+  d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                        "params":{"amount":70,"currency":"USD"}})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(RuleOf(d), "allow-all");
+}
+
+TEST_F(EngineTest, ConditionErrorsFailSafe) {
+  Engine e = Make(R"(rules:
+  - id: allow-small
+    match: {tools: [stripe]}
+    if: params.amount < 100
+    effect: allow
+  - id: deny-eu
+    match: {tools: [stripe], actions: [refund]}
+    if: params.region == "eu" || params.amount / params.divisor > 1
+    effect: deny
+)");
+  // Missing field in an allow rule: not matched, so the default (deny) applies, and the
+  // decision names the rule and the error.
+  auto d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                             "params":{}})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  ASSERT_GE(d.reasons.size(), 2u);
+  EXPECT_EQ(d.reasons[0].code, reason::kDefault);
+  EXPECT_EQ(d.reasons[1].code, reason::kConditionError);
+  EXPECT_EQ(d.reasons[1].rule->id, "allow-small");
+  EXPECT_THAT(d.reasons[1].detail, HasSubstr("amount"));
+  // Division by zero in a deny rule: matched.
+  d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"refund",
+                        "params":{"amount":5,"divisor":0,"region":"us"}})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(d.reasons[0].code, reason::kConditionError);
+  EXPECT_EQ(RuleOf(d), "deny-eu");
+  // A true left side absorbs the error, as in CEL.
+  d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"refund",
+                        "params":{"amount":5,"divisor":0,"region":"eu"}})");
+  EXPECT_EQ(d.reasons[0].code, reason::kRule);
+}
+
+TEST_F(EngineTest, ScopeChecksComeBeforeRules) {
+  Engine e = Make(R"(rules:
+  - id: allow-all
+    match: {tools: ["*"]}
+    effect: allow
+)");
+  EXPECT_EQ(DecideJson(e, R"({"agent":"ghost","tool":"stripe","action":"refund"})").reasons[0].code,
+            reason::kUnknownAgent);
+  EXPECT_EQ(DecideJson(e, R"({"agent":"finance-agent","tool":"ehr"})").reasons[0].code,
+            reason::kToolOutOfScope);
+  EXPECT_EQ(DecideJson(e, R"({"agent":"finance-agent","tool":"paypal"})").reasons[0].code,
+            reason::kUnknownTool);
+  EXPECT_EQ(DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"teleport"})")
+                .reasons[0]
+                .code,
+            reason::kUnknownAction);
+  // An explicit tool with a host outside the tool's hosts is refused.
+  auto d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"refund",
+      "request":{"method":"POST","host":"evil.example","path":"/v1/refunds/r1"}})");
+  EXPECT_EQ(d.reasons[0].code, reason::kHostNotInTool);
+  // Domain scope: clinic-agent may only reach *.internal.
+  d = DecideJson(e, R"({"agent":"clinic-agent","tool":"ehr",
+      "request":{"method":"GET","host":"EHR.internal.","path":"/export"}})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  d = DecideJson(e, R"({"agent":"clinic-agent","tool":"stripe","action":"refund",
+      "request":{"method":"POST","host":"api.stripe.com","path":"/v1/refunds/r1"}})");
+  EXPECT_EQ(d.reasons[0].code, reason::kDomainOutOfScope);
+}
+
+TEST_F(EngineTest, ResolvesToolAndActionFromTheCatalog) {
+  Engine e = Make(R"(rules:
+  - id: refunds
+    match: {tools: [stripe], actions: [refund]}
+    effect: allow
+)");
+  auto d = DecideJson(e, R"({"agent":"finance-agent",
+      "request":{"method":"post","host":"api.stripe.com:443","path":"/v1/refunds/re_1?expand=x"}})");
+  EXPECT_EQ(d.tool, "stripe");
+  EXPECT_EQ(d.action, "refund");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 10000);  // the tool's default cost
+  d = DecideJson(e, R"({"agent":"finance-agent",
+      "request":{"method":"GET","host":"api.stripe.com","path":"/v1/refunds/re_1"}})");
+  EXPECT_EQ(d.reasons[0].code, reason::kUnresolved);
+  d = DecideJson(e, R"({"agent":"finance-agent",
+      "request":{"method":"GET","host":"unknown.example","path":"/"}})");
+  EXPECT_EQ(d.reasons[0].code, reason::kUnresolved);
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+}
+
+TEST_F(EngineTest, DefaultEffectAppliesWhenNothingMatches) {
+  Engine deny = Make(R"(rules:
+  - id: only-big
+    match: {tools: [stripe]}
+    if: params.amount > 10
+    effect: allow
+)");
+  auto d = DecideJson(deny, R"({"agent":"finance-agent","tool":"stripe","action":"refund",
+                                "params":{"amount":1}})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(d.reasons[0].code, reason::kDefault);
+
+  std::string with_default(kBase);
+  with_default += "default: allow\n";
+  Engine allow(MustCompile({{"p.yaml", with_default}}));
+  d = DecideJson(allow, R"({"agent":"finance-agent","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+}
+
+TEST_F(EngineTest, ShadowModeDecidesButDoesNotEnforce) {
+  std::string shadow(kBase);
+  shadow += "mode: shadow\nrules:\n  - {id: no, match: {tools: [stripe]}, effect: deny}\n";
+  Engine e(MustCompile({{"p.yaml", shadow}}));
+  auto d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_FALSE(d.enforced());
+  EXPECT_EQ(d.effective(), Effect::kAllow);
+  EXPECT_EQ(d.reasons.back().code, reason::kShadowMode);
+  EXPECT_THAT(d.ToJson(), HasSubstr(R"("decision":"deny","effective_decision":"allow",)"
+                                    R"("enforced":false,"mode":"shadow")"));
+}
+
+TEST_F(EngineTest, TenantsAreIsolated) {
+  Engine e(MustCompile({{"base.yaml", std::string(kBase)},
+                        {"acme.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: acme}
+default: allow
+agents:
+  acme-bot: {tools: [stripe]}
+rules:
+  - id: acme-no-refunds
+    match: {tools: [stripe], actions: [refund]}
+    effect: deny
+)"},
+                        {"globex.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: globex}
+agents:
+  globex-bot: {tools: [stripe]}
+rules:
+  - id: globex-refunds
+    match: {tools: [stripe], actions: [refund]}
+    effect: allow
+)"}}));
+  // acme's deny does not reach globex, and globex's allow does not reach acme.
+  auto d = DecideJson(e, R"({"tenant":"acme","agent":"acme-bot","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(RuleOf(d), "acme-no-refunds");
+  d = DecideJson(e,
+                 R"({"tenant":"globex","agent":"globex-bot","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(RuleOf(d), "globex-refunds");
+  // A tenant's agents do not exist for another tenant.
+  d = DecideJson(e, R"({"tenant":"globex","agent":"acme-bot","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(d.reasons[0].code, reason::kUnknownAgent);
+  // acme's default allow applies to acme only; globex falls back to the bundle default (deny).
+  d = DecideJson(e, R"({"tenant":"acme","agent":"acme-bot","tool":"stripe","action":"create_payment"})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  d = DecideJson(
+      e, R"({"tenant":"globex","agent":"globex-bot","tool":"stripe","action":"create_payment"})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+}
+
+TEST_F(EngineTest, SanitizeMergesRedactionsOfAllMatchingRules) {
+  Engine e = Make(R"(rules:
+  - id: ssn
+    match: {tools: [ehr]}
+    effect: sanitize
+    redact: {fields: [params.patient.ssn]}
+  - id: dob
+    match: {tools: [ehr]}
+    effect: sanitize
+    redact: {detectors: [dob]}
+)");
+  auto d = DecideJson(e, R"({"agent":"clinic-agent","tool":"ehr"})");
+  EXPECT_EQ(d.outcome, Effect::kSanitize);
+  EXPECT_THAT(d.redact.fields, ::testing::ElementsAre("params.patient.ssn"));
+  EXPECT_THAT(d.redact.detectors, ::testing::ElementsAre("dob"));
+  EXPECT_THAT(d.ToJson(), HasSubstr(R"("redact":{"fields":["params.patient.ssn"])"));
+}
+
+TEST_F(EngineTest, DecisionJsonCarriesIdsVersionAndApproval) {
+  Engine e = Make(R"(rules:
+  - id: big
+    match: {tools: [stripe]}
+    if: params.amount > 5000
+    effect: approval_needed
+    approval: {quorum: 2, ttl: 30m, notify: [finance-slack]}
+    message: two approvers
+)");
+  auto d = DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                             "params":{"amount":7000}})");
+  std::string json = d.ToJson();
+  auto parsed = common::ParseJson(json);
+  ASSERT_TRUE(parsed.ok()) << json;
+  EXPECT_EQ(parsed->Find("decision")->as_string(), "approval_needed");
+  EXPECT_EQ(parsed->Find("policy_version")->as_string(), e.policy()->version);
+  EXPECT_EQ(parsed->Find("decision_id")->as_string().size(), 36u);
+  EXPECT_EQ(parsed->Find("decision_id")->as_string()[14], '7');  // UUIDv7
+  EXPECT_EQ(parsed->Find("approval")->Find("quorum")->as_int(), 2);
+  EXPECT_EQ(parsed->Find("approval")->Find("ttl_seconds")->as_int(), 1800);
+  EXPECT_EQ(parsed->Find("cost_usd")->as_double(), 0.002);
+  EXPECT_EQ(parsed->Find("reasons")->as_array()[0].Find("message")->as_string(), "two approvers");
+  // Two decisions never share an id.
+  EXPECT_NE(d.id_view(), DecideJson(e, R"({"agent":"finance-agent","tool":"stripe",
+                                          "action":"refund"})").id_view());
+}
+
+TEST_F(EngineTest, PolicyTestsReportFailuresAndUntestedRules) {
+  Engine e = Make(R"(rules:
+  - id: pay
+    match: {tools: [stripe], actions: [create_payment]}
+    effect: allow
+  - id: refunds
+    match: {tools: [stripe], actions: [refund]}
+    effect: deny
+tests:
+  - name: pays
+    input: {agent: finance-agent, tool: stripe, action: create_payment}
+    expect: {decision: allow, rule: pay}
+  - name: wrong expectation
+    input: {agent: finance-agent, tool: stripe, action: create_payment}
+    expect: {decision: deny}
+  - name: bad input
+    input: {agent: finance-agent, tool: stripe, bogus: 1}
+    expect: {decision: deny}
+)");
+  PolicyTestReport report = RunPolicyTests(e, kNow);
+  EXPECT_EQ(report.passed(), 1);
+  EXPECT_EQ(report.failed(), 2);
+  EXPECT_EQ(report.results[1].failure, "expected deny, got allow by rule pay (rule)");
+  EXPECT_THAT(report.results[2].failure, HasSubstr("unknown field \"bogus\""));
+  ASSERT_EQ(report.unexercised.size(), 1u);
+  EXPECT_EQ(report.unexercised[0]->id, "refunds");
+}
+
+TEST_F(EngineTest, ManyUnrelatedRulesAreNotCandidates) {
+  std::string big(kBase);
+  big += "rules:\n";
+  for (int i = 0; i < 2000; ++i) {
+    big += "  - {id: r" + std::to_string(i) +
+           ", match: {tools: [ehr]}, if: 'params.n == " + std::to_string(i) +
+           "', effect: deny}\n";
+  }
+  big += "  - {id: pay, match: {tools: [stripe]}, effect: allow}\n";
+  Engine e(MustCompile({{"p.yaml", big}}));
+  EXPECT_EQ(e.policy()->index.Candidates("", "stripe", "refund").size(), 1u);
+  EXPECT_EQ(e.policy()->index.Candidates("", "ehr", "*").size(), 2000u);
+  auto d = DecideJson(e, R"({"agent":"clinic-agent","tool":"ehr","params":{"n":1999}})");
+  EXPECT_EQ(RuleOf(d), "r1999");
+}
+
+}  // namespace
+}  // namespace aegis::engine
