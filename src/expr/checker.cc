@@ -281,6 +281,11 @@ class Checker {
           return Error(ast_.nodes[N(id).a].offset, "expr-type",
                        "the condition of '?:' must be bool, not " + c.ToString());
         }
+        if (!t.is(K::kNull) && !f.is(K::kNull) && !IsAssignable(t, f)) {
+          return Error(N(id).offset, "expr-type",
+                       "the branches of '?:' have different types: " + t.ToString() + " and " +
+                           f.ToString());
+        }
         return Join({t, f});
       }
       case NodeKind::kBinary:
@@ -389,7 +394,7 @@ class Checker {
         sigs.push_back({{K::kDuration, K::kTimestamp}, K::kTimestamp});
         sigs.push_back({{K::kDuration, K::kDuration}, K::kDuration});
         if (!Resolve(sigs, {l, r}, &result)) return mismatch();
-        if (result.is(K::kList)) return l.is(K::kList) ? l : r;
+        if (result.is(K::kList)) return TypeSpec::List(TypeSpec::Dyn());  // one side is dyn
         return result;
       }
       case BinOp::kSub: {
@@ -409,8 +414,9 @@ class Checker {
         return result;
       case BinOp::kEq:
       case BinOp::kNe: {
-        bool ok = l.is_dynamic() || r.is_dynamic() || l.is(K::kNull) || r.is(K::kNull) ||
-                  l.kind() == r.kind() || (l.is_numeric() && r.is_numeric());
+        // As in CEL's checker, == needs the same static type on both sides (or dyn); values
+        // of different types compare unequal only when they meet at run time through dyn.
+        bool ok = l.is(K::kNull) || r.is(K::kNull) || IsAssignable(l, r);
         if (!ok) return mismatch();
         return TypeSpec(K::kBool);
       }
@@ -438,8 +444,7 @@ class Checker {
         } else {
           return mismatch();
         }
-        bool ok = l.is_dynamic() || elem.is_dynamic() || l.kind() == elem.kind() ||
-                  (l.is_numeric() && elem.is_numeric()) || l.is(K::kNull) || elem.is(K::kNull);
+        bool ok = l.is(K::kNull) || elem.is(K::kNull) || IsAssignable(elem, l);
         if (!ok) return mismatch();
         OptimizeIn(id);
         return TypeSpec(K::kBool);
