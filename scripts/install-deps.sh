@@ -8,7 +8,7 @@ packages=(
   libre2-dev libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  nodejs
+  nodejs python3
 )
 
 missing=()
