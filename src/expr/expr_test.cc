@@ -1,7 +1,9 @@
 #include "expr/expr.h"
 
 // GCC 12 reports a false -Wrestrict on operator+ of std::string temporaries (GCC bug 105329).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
