@@ -32,9 +32,14 @@ test: unit unit-asan
 bench: build
 	@scripts/bench.sh
 
+FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz
+FUZZ_SECONDS ?= 60
+
+# Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS from its seed corpus.
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build --preset fuzz -j $(JOBS)
+	@cmake --build --preset fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

@@ -11,6 +11,15 @@
 
 namespace aegis::common {
 
+Json::Json() = default;
+Json::~Json() = default;
+Json::Json(const Json&) = default;
+Json::Json(Json&&) noexcept = default;
+Json& Json::operator=(const Json&) = default;
+Json& Json::operator=(Json&&) noexcept = default;
+
+Json Json::Null() { return Json(); }
+
 Json Json::Bool(bool b) {
   Json j;
   j.kind_ = Kind::kBool;

@@ -26,8 +26,15 @@ class Json {
   enum class Kind : uint8_t { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
   struct Member;
 
-  Json() = default;
-  static Json Null() { return Json(); }
+  // Special members are defined in json.cc, where Member is complete.
+  Json();
+  ~Json();
+  Json(const Json&);
+  Json(Json&&) noexcept;
+  Json& operator=(const Json&);
+  Json& operator=(Json&&) noexcept;
+
+  static Json Null();
   static Json Bool(bool b);
   static Json Int(int64_t i);
   static Json Double(double d);

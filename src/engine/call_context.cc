@@ -145,7 +145,9 @@ common::StatusOr<CallContext> CallFromJson(const Json& json, int64_t now_unix_na
   if (!json.is_object()) return InvalidArgumentError("call must be a JSON object");
   CallContext call;
   call.now_unix_nanos = now_unix_nanos;
-  for (const auto& [key, value] : json.as_object()) {
+  for (const auto& member : json.as_object()) {
+    const std::string& key = member.key;
+    const Json& value = member.value;
     auto need_name = [&](std::string& out) -> common::Status {
       if (!value.is_string() || !IsValidName(value.as_string())) {
         return InvalidArgumentError(

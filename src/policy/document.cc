@@ -151,6 +151,23 @@ bool ParseDocument(std::string_view file, std::string_view text, const DocumentL
     diags.Error(whole, "invalid-utf8", "file is not valid UTF-8");
     return false;
   }
+  // YAML allows only printable characters (c-printable) plus tab, LF and CR; refusing the rest
+  // here also keeps NUL and other control bytes away from yaml-cpp, which mishandles them.
+  int line = 1, column = 1;
+  for (unsigned char c : text) {
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      diags.Error(Location{std::string(file), line, column}, "invalid-character",
+                  StrCat("control character U+00", "0123456789ABCDEF"[c >> 4],
+                         "0123456789ABCDEF"[c & 15], " is not allowed in a policy file"));
+      return false;
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else if ((c & 0xC0) != 0x80) {
+      ++column;
+    }
+  }
   if (!FlowNestingWithin(text, limits.max_depth)) {
     diags.Error(whole, "too-deep",
                 StrCat("document nests deeper than ", limits.max_depth, " levels"));

@@ -17,6 +17,8 @@
 
 namespace aegis::policy {
 
+struct DocMember;
+
 struct DocNode {
   enum class Kind { kNull, kScalar, kSequence, kMap };
   Kind kind = Kind::kNull;
@@ -24,13 +26,18 @@ struct DocNode {
   std::string scalar;   // kScalar: the text as written
   bool quoted = false;  // kScalar: was quoted, so always a string
   std::vector<DocNode> items;                        // kSequence
-  std::vector<std::pair<DocNode, DocNode>> members;  // kMap, in file order
+  std::vector<DocMember> members;  // kMap, in file order
 
   bool is_map() const { return kind == Kind::kMap; }
   bool is_sequence() const { return kind == Kind::kSequence; }
   bool is_scalar() const { return kind == Kind::kScalar; }
   // A human name for the kind, for messages: "a map", "a list", "a scalar", "null".
   std::string_view KindName() const;
+};
+
+struct DocMember {
+  DocNode key;
+  DocNode value;
 };
 
 struct DocumentLimits {

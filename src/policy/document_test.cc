@@ -17,7 +17,7 @@ TEST(DocumentTest, KeepsLocations) {
   DocNode root;
   ASSERT_TRUE(ParseDocument("f.yaml", "a: 1\nb:\n  c: x\n", {}, root, diags));
   ASSERT_TRUE(root.is_map());
-  const DocNode& c_value = root.members[1].second.members[0].second;
+  const DocNode& c_value = root.members[1].value.members[0].value;
   EXPECT_EQ(c_value.location.line, 3);
   EXPECT_EQ(c_value.location.column, 6);
 }
@@ -48,6 +48,13 @@ TEST(DocumentTest, RefusesDeepNestingAndAliasBombs) {
 TEST(DocumentTest, RefusesOversizeAndInvalidUtf8) {
   EXPECT_NE(FirstError("a: 1\n", {.max_file_bytes = 3}).find("too-large"), std::string::npos);
   EXPECT_NE(FirstError("a: \xff\n").find("invalid-utf8"), std::string::npos);
+}
+
+TEST(DocumentTest, RefusesControlCharacters) {
+  EXPECT_EQ(FirstError(std::string("a: 1\nb: x\0y\n", 12)),
+            "f.yaml:2:5: error[invalid-character]: control character U+0000 is not allowed in a "
+            "policy file");
+  EXPECT_NE(FirstError("a: \x01\n").find("U+0001"), std::string::npos);
 }
 
 TEST(DocumentTest, CoreSchemaTyping) {
