@@ -6,7 +6,9 @@
 #include <set>
 
 #include "common/strings.h"
-#include "yaml-cpp/yaml.h"
+#include <map>
+
+#include "yaml.h"
 
 namespace aegis::policy {
 
@@ -28,114 +30,196 @@ std::string_view DocNode::KindName() const {
 
 namespace {
 
-class Converter {
+// Owns one libyaml event.
+class Event {
  public:
-  Converter(std::string_view file, const DocumentLimits& limits, Diagnostics& diags)
-      : file_(file), limits_(limits), diags_(diags) {}
+  Event() = default;
+  ~Event() {
+    if (filled_) yaml_event_delete(&event_);
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  yaml_event_t* get() { return &event_; }
+  void set_filled() { filled_ = true; }
+  yaml_event_type_t type() const { return event_.type; }
+  const yaml_event_t& operator*() const { return event_; }
 
-  bool Convert(const YAML::Node& node, DocNode& out, int depth) {
-    out.location = At(node.Mark());
-    if (++nodes_ > limits_.max_nodes) {
-      if (!reported_budget_) {
-        diags_.Error(out.location, "too-large",
-                     StrCat("document expands to more than ", limits_.max_nodes,
-                            " nodes (anchors and aliases count each time they are used)"));
-        reported_budget_ = true;
-      }
+ private:
+  yaml_event_t event_{};
+  bool filled_ = false;
+};
+
+// Builds a DocNode tree from libyaml's event stream. libyaml itself does not recurse; this
+// builder recurses once per nesting level and stops at the depth limit, and it counts alias
+// expansions against the node budget so "billion laughs" documents stop early.
+class TreeBuilder {
+ public:
+  TreeBuilder(std::string_view file, std::string_view text, const DocumentLimits& limits,
+              Diagnostics& diags)
+      : file_(file), limits_(limits), diags_(diags) {
+    yaml_parser_initialize(&parser_);
+    yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()),
+                                 text.size());
+  }
+  ~TreeBuilder() { yaml_parser_delete(&parser_); }
+  TreeBuilder(const TreeBuilder&) = delete;
+  TreeBuilder& operator=(const TreeBuilder&) = delete;
+
+  bool Build(DocNode& out) {
+    Event e;
+    if (!Next(e) || e.type() != YAML_STREAM_START_EVENT) return Fail(e);
+    Event doc;
+    if (!Next(doc)) return false;
+    if (doc.type() == YAML_STREAM_END_EVENT) {  // empty file
+      out = DocNode{};
+      out.location = Location{std::string(file_), 1, 1};
+      return true;
+    }
+    if (doc.type() != YAML_DOCUMENT_START_EVENT) return Fail(doc);
+    Event root;
+    if (!Next(root) || !BuildNode(root, out, 0)) return false;
+    Event doc_end;
+    if (!Next(doc_end)) return false;
+    Event after;
+    if (!Next(after)) return false;
+    if (after.type() != YAML_STREAM_END_EVENT) {
+      diags_.Error(At((*after).start_mark), "multiple-documents",
+                   "file holds more than one YAML document; put each policy in its own file");
       return false;
     }
+    return true;
+  }
+
+ private:
+  Location At(const yaml_mark_t& mark) const {
+    return Location{std::string(file_), static_cast<int>(mark.line) + 1,
+                    static_cast<int>(mark.column) + 1};
+  }
+
+  bool Next(Event& e) {
+    if (!yaml_parser_parse(&parser_, e.get())) {
+      const yaml_mark_t& mark =
+          parser_.problem_mark.line || parser_.problem_mark.column ? parser_.problem_mark
+                                                                    : parser_.context_mark;
+      std::string message = parser_.problem ? parser_.problem : "malformed YAML";
+      if (parser_.context) message = StrCat(message, " ", parser_.context);
+      diags_.Error(At(mark), "yaml-syntax", message);
+      return false;
+    }
+    e.set_filled();
+    return true;
+  }
+
+  bool Fail(Event& e) {
+    diags_.Error(At((*e).start_mark), "yaml-syntax", "unexpected YAML structure");
+    return false;
+  }
+
+  bool Count(const Location& at, size_t n) {
+    nodes_ += n;
+    if (nodes_ > limits_.max_nodes) {
+      diags_.Error(at, "too-large",
+                   StrCat("document expands to more than ", limits_.max_nodes,
+                          " nodes (anchors and aliases count each time they are used)"));
+      return false;
+    }
+    return true;
+  }
+
+  bool CheckTag(const Location& at, const unsigned char* tag) {
+    if (!tag) return true;
+    diags_.Error(at, "yaml-tag", StrCat("YAML tags are not supported (", 
+                                        reinterpret_cast<const char*>(tag), ")"));
+    return false;
+  }
+
+  void Anchor(const unsigned char* anchor, const DocNode& node, size_t count) {
+    if (anchor) anchors_[reinterpret_cast<const char*>(anchor)] = {node, count};
+  }
+
+  bool BuildNode(Event& e, DocNode& out, int depth) {
+    const yaml_event_t& ev = *e;
+    out.location = At(ev.start_mark);
     if (depth > limits_.max_depth) {
       diags_.Error(out.location, "too-deep",
                    StrCat("document nests deeper than ", limits_.max_depth, " levels"));
       return false;
     }
-    switch (node.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        out.kind = DocNode::Kind::kNull;
-        return true;
-      case YAML::NodeType::Scalar:
-        out.kind = DocNode::Kind::kScalar;
-        out.scalar = node.Scalar();
-        out.quoted = node.Tag() == "!";
-        return true;
-      case YAML::NodeType::Sequence: {
-        out.kind = DocNode::Kind::kSequence;
-        bool ok = true;
-        for (const auto& item : node) {
-          out.items.emplace_back();
-          ok = Convert(item, out.items.back(), depth + 1) && ok;
-          if (reported_budget_) return false;
+    size_t before = nodes_;
+    switch (ev.type) {
+      case YAML_ALIAS_EVENT: {
+        auto it = anchors_.find(reinterpret_cast<const char*>(ev.data.alias.anchor));
+        if (it == anchors_.end()) {
+          diags_.Error(out.location, "yaml-syntax", "alias to an unknown anchor");
+          return false;
         }
-        return ok;
+        if (!Count(out.location, it->second.second)) return false;
+        Location at = out.location;
+        out = it->second.first;
+        out.location = at;
+        return true;
       }
-      case YAML::NodeType::Map: {
+      case YAML_SCALAR_EVENT: {
+        if (!Count(out.location, 1)) return false;
+        if (!CheckTag(out.location, ev.data.scalar.tag)) return false;
+        out.kind = DocNode::Kind::kScalar;
+        out.scalar.assign(reinterpret_cast<const char*>(ev.data.scalar.value),
+                          ev.data.scalar.length);
+        out.quoted = ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        if (!out.quoted && out.scalar.empty()) out.kind = DocNode::Kind::kNull;
+        Anchor(ev.data.scalar.anchor, out, 1);
+        return true;
+      }
+      case YAML_SEQUENCE_START_EVENT: {
+        if (!Count(out.location, 1)) return false;
+        if (!CheckTag(out.location, ev.data.sequence_start.tag)) return false;
+        out.kind = DocNode::Kind::kSequence;
+        while (true) {
+          Event item;
+          if (!Next(item)) return false;
+          if (item.type() == YAML_SEQUENCE_END_EVENT) break;
+          out.items.emplace_back();
+          if (!BuildNode(item, out.items.back(), depth + 1)) return false;
+        }
+        Anchor(ev.data.sequence_start.anchor, out, nodes_ - before);
+        return true;
+      }
+      case YAML_MAPPING_START_EVENT: {
+        if (!Count(out.location, 1)) return false;
+        if (!CheckTag(out.location, ev.data.mapping_start.tag)) return false;
         out.kind = DocNode::Kind::kMap;
         bool ok = true;
         std::set<std::string> seen;
-        for (const auto& kv : node) {
+        while (true) {
+          Event key_event;
+          if (!Next(key_event)) return false;
+          if (key_event.type() == YAML_MAPPING_END_EVENT) break;
           out.members.emplace_back();
-          auto& [key, value] = out.members.back();
-          ok = Convert(kv.first, key, depth + 1) && ok;
-          ok = Convert(kv.second, value, depth + 1) && ok;
-          if (reported_budget_) return false;
-          if (key.is_scalar() && !seen.insert(key.scalar).second) {
-            diags_.Error(key.location, "duplicate-key",
-                         StrCat("key \"", key.scalar, "\" appears more than once in this map"));
+          DocMember& m = out.members.back();
+          if (!BuildNode(key_event, m.key, depth + 1)) return false;
+          Event value_event;
+          if (!Next(value_event) || !BuildNode(value_event, m.value, depth + 1)) return false;
+          if (m.key.is_scalar() && !seen.insert(m.key.scalar).second) {
+            diags_.Error(m.key.location, "duplicate-key",
+                         StrCat("key \"", m.key.scalar, "\" appears more than once in this map"));
             ok = false;
           }
         }
+        Anchor(ev.data.mapping_start.anchor, out, nodes_ - before);
         return ok;
       }
+      default:
+        return Fail(e);
     }
-    return false;
   }
 
-  Location At(const YAML::Mark& mark) const {
-    if (mark.is_null()) return Location{std::string(file_), 0, 0};
-    return Location{std::string(file_), mark.line + 1, mark.column + 1};
-  }
-
- private:
   std::string_view file_;
   const DocumentLimits& limits_;
   Diagnostics& diags_;
+  yaml_parser_t parser_{};
   size_t nodes_ = 0;
-  bool reported_budget_ = false;
+  std::map<std::string, std::pair<DocNode, size_t>> anchors_;  // node and its node count
 };
-
-// Deep flow nesting makes yaml-cpp recurse before any of our limits can act, so count brackets
-// first (outside quotes); a policy file has no use for more than a few levels.
-bool FlowNestingWithin(std::string_view text, int max_depth) {
-  int depth = 0;
-  char quote = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (quote) {
-      if (c == '\\' && quote == '"') {
-        ++i;
-      } else if (c == quote) {
-        quote = 0;
-      }
-      continue;
-    }
-    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\n')) {
-      while (i < text.size() && text[i] != '\n') ++i;
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      // A quote only opens a string at the start of a scalar; inside a word it is a character.
-      if (i == 0 || std::string_view(" \t\n[{,:-").find(text[i - 1]) != std::string_view::npos) {
-        quote = c;
-      }
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -151,8 +235,7 @@ bool ParseDocument(std::string_view file, std::string_view text, const DocumentL
     diags.Error(whole, "invalid-utf8", "file is not valid UTF-8");
     return false;
   }
-  // YAML allows only printable characters (c-printable) plus tab, LF and CR; refusing the rest
-  // here also keeps NUL and other control bytes away from yaml-cpp, which mishandles them.
+  // YAML allows only printable characters (c-printable) plus tab, LF and CR.
   int line = 1, column = 1;
   for (unsigned char c : text) {
     if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
@@ -168,37 +251,8 @@ bool ParseDocument(std::string_view file, std::string_view text, const DocumentL
       ++column;
     }
   }
-  if (!FlowNestingWithin(text, limits.max_depth)) {
-    diags.Error(whole, "too-deep",
-                StrCat("document nests deeper than ", limits.max_depth, " levels"));
-    return false;
-  }
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    Location at = whole;
-    if (!e.mark.is_null()) at = Location{std::string(file), e.mark.line + 1, e.mark.column + 1};
-    diags.Error(at, "yaml-syntax", e.msg);
-    return false;
-  }
-  if (docs.empty()) {
-    out = DocNode{};
-    out.location = Location{std::string(file), 1, 1};
-    return true;
-  }
-  if (docs.size() > 1) {
-    diags.Error(whole, "multiple-documents",
-                "file holds more than one YAML document; put each policy in its own file");
-    return false;
-  }
-  try {
-    Converter converter(file, limits, diags);
-    return converter.Convert(docs[0], out, 0);
-  } catch (const YAML::Exception& e) {
-    diags.Error(whole, "yaml-syntax", e.msg);
-    return false;
-  }
+  TreeBuilder builder(file, text, limits, diags);
+  return builder.Build(out);
 }
 
 namespace {

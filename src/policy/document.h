@@ -1,7 +1,7 @@
 // Document: a bundle file read into a tree that remembers where every node came from, so the
 // validator can point at the exact line and column of a mistake.
 //
-// YAML and JSON files both go through yaml-cpp (JSON is YAML); yaml-cpp's exceptions stop here.
+// YAML and JSON files both go through libyaml (JSON is YAML), whose parser does not recurse.
 // Scalars keep their text and whether they were quoted; ToJson() types plain scalars by the
 // YAML 1.2 core schema (so `yes` stays a string and `007` is an int).
 #ifndef AEGIS_POLICY_DOCUMENT_H_
