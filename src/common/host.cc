@@ -130,8 +130,7 @@ StatusOr<std::string> NormalizeHost(std::string_view host, int* port) {
     if (label.empty()) return InvalidArgumentError("host has an empty label");
     if (label.size() > 63) return InvalidArgumentError("host label longer than 63 bytes");
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                c == '*';
+      bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
       if (!ok) return InvalidArgumentError(StrCat("host contains '", c, "'"));
     }
     if (end == std::string_view::npos) break;

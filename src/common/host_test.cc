@@ -21,7 +21,7 @@ TEST(HostTest, RefusesAmbiguousHosts) {
        {"", "user@api.stripe.com", "api.stripe.com\\@evil.com", "api%2estripe.com",
         "b\xc3\xbc" "cher.de", "a..b", ".",
         "0x7f.1", "2130706433", "0177.0.0.1", "127.1", "::1", "[::1", "host:0", "host:99999",
-        "host:", "host:12ab", "a/b", "a b"}) {
+        "host:", "host:12ab", "a/b", "a b", "*.example.com", "a*b.com"}) {
     EXPECT_FALSE(NormalizeHost(bad).ok()) << bad;
   }
 }

@@ -55,7 +55,7 @@ std::string_view Resolve(const policy::CompiledPolicy& p, const CallContext& cal
       if (!s || tool) continue;
       for (const auto& [name, t] : s->tools) {
         for (const auto& h : t.hosts) {
-          if (h == host) {
+          if (h.Matches(host)) {
             tool = &t;
             break;
           }
@@ -95,7 +95,8 @@ std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& 
   std::string_view host = call.host();
   if (!host.empty()) {
     if (!tool.hosts.empty() &&
-        std::find(tool.hosts.begin(), tool.hosts.end(), host) == tool.hosts.end()) {
+        std::none_of(tool.hosts.begin(), tool.hosts.end(),
+                     [&](const policy::HostPattern& h) { return h.Matches(host); })) {
       return reason::kHostNotInTool;
     }
     if (agent->has_domain_scope &&
@@ -165,8 +166,13 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
     std::string winner_error;
     auto consider = [&](const std::vector<const Rule*>& candidates) {
       for (const Rule* r : candidates) {
-        if (!trace && winner && r->effect < winner->effect) return;
-        if (!trace && winner && r->effect == winner->effect && r->effect != Effect::kSanitize) {
+        // Each list is ordered by effect, then bundle order, so once a rule cannot beat the
+        // winner (weaker, or equally strong but later) no rule after it in this list can.
+        // Sanitize rules of the winning strength still run: their redactions all apply.
+        if (!trace && winner &&
+            (r->effect < winner->effect ||
+             (r->effect == winner->effect && r->effect != Effect::kSanitize &&
+              r->order > winner->order))) {
           return;
         }
         if (!r->tenants.Matches(d.tenant) || !r->agents.Matches(d.agent) ||

@@ -244,6 +244,29 @@ rules:
   EXPECT_EQ(d.outcome, Effect::kDeny);
 }
 
+TEST_F(EngineTest, TracedAndUntracedDecisionsNameTheSameRule) {
+  // The tenant file sorts first, so its rule comes earlier in bundle order than the bundle-wide
+  // rule of the same effect; both lists must agree on the earliest one with or without a trace.
+  Engine e(MustCompile({{"a-acme.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: acme}
+rules:
+  - {id: t-deny, match: {tools: [stripe]}, effect: deny}
+)"},
+                        {"z-base.yaml", std::string(kBase) + R"(rules:
+  - {id: g-deny, match: {tools: [stripe]}, if: 'params.x == 1', effect: deny}
+)"}}));
+  CallParseOptions options;
+  auto call = ParseCall(R"({"tenant":"acme","agent":"finance-agent","tool":"stripe",
+                           "action":"refund","params":{"x":1}})",
+                        kNow, options);
+  ASSERT_TRUE(call.ok()) << call.status();
+  DecideTrace trace;
+  EXPECT_EQ(RuleOf(e.Decide(*call)), "t-deny");
+  EXPECT_EQ(RuleOf(e.Decide(*call, &trace)), "t-deny");
+  EXPECT_EQ(trace.matched.size(), 2u);
+}
+
 TEST_F(EngineTest, SanitizeMergesRedactionsOfAllMatchingRules) {
   Engine e = Make(R"(rules:
   - id: ssn

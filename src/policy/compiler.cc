@@ -91,7 +91,7 @@ std::vector<SourceFile> ReadBundleDir(const std::string& dir, const BundleLimits
       diags.Error({name, 0, 0}, "read-error", "cannot read file");
       continue;
     }
-    files.push_back({name, std::move(text)});
+    files.push_back({name, std::move(text), fs::path(rel).generic_string()});
   }
   if (files.empty() && !diags.has_errors()) {
     diags.Error({dir, 0, 0}, "empty-bundle", "bundle holds no .yaml, .yml or .json files");
@@ -445,11 +445,12 @@ void Builder::ParseTool(const std::string& tenant, const DocNode& key, const Doc
     std::vector<std::pair<std::string, Location>> list;
     GetStringList(*hosts, list, "hosts");
     for (auto& [h, at] : list) {
-      auto norm = common::NormalizeHost(h);
-      if (!norm.ok()) {
-        d_.Error(at, "invalid-host", StrCat("host \"", h, "\": ", norm.status().message()));
+      HostPattern pattern;
+      std::string error;
+      if (!HostPattern::Parse(h, pattern, error)) {
+        d_.Error(at, "invalid-host", StrCat("host \"", h, "\": ", error));
       } else {
-        tool.hosts.push_back(*norm);
+        tool.hosts.push_back(std::move(pattern));
       }
     }
   }
@@ -530,16 +531,13 @@ void Builder::ParseAgent(const std::string& tenant, const DocNode& key, const Do
       GetStringList(*domains, list, "allowed_domains");
       agent.has_domain_scope = true;
       for (auto& [h, at] : list) {
-        bool wildcard = h.size() > 2 && h[0] == '*' && h[1] == '.';
-        auto norm = common::NormalizeHost(wildcard ? h.substr(2) : h);
-        if (!norm.ok() || norm->find('*') != std::string::npos) {
-          d_.Error(at, "invalid-host",
-                   StrCat("allowed domain \"", h, "\": ",
-                          norm.ok() ? std::string("'*' only as a leading \"*.\"")
-                                    : norm.status().message()));
+        HostPattern pattern;
+        std::string error;
+        if (!HostPattern::Parse(h, pattern, error)) {
+          d_.Error(at, "invalid-host", StrCat("allowed domain \"", h, "\": ", error));
           continue;
         }
-        agent.allowed_domains.emplace_back(wildcard ? StrCat("*.", *norm) : *norm);
+        agent.allowed_domains.push_back(std::move(pattern));
       }
     }
     if (const DocNode* rps = Field(n, "max_requests_per_second")) {
@@ -1037,7 +1035,7 @@ CompileOutput CompileFiles(const std::vector<SourceFile>& files, std::string_vie
     Json as_json;
     Diagnostics json_diags;
     if (ToJson(root, as_json, json_diags)) {
-      canonical += f.name;
+      canonical += f.relative.empty() ? f.name : f.relative;
       canonical.push_back('\0');
       as_json.AppendCanonical(canonical);
       canonical.push_back('\0');

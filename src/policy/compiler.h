@@ -21,8 +21,9 @@
 namespace aegis::policy {
 
 struct SourceFile {
-  std::string name;  // relative path, used in diagnostics and the version hash
+  std::string name;      // path as shown in diagnostics
   std::string text;
+  std::string relative = {};  // path inside the bundle, for the version hash; empty = name
 };
 
 struct BundleLimits {

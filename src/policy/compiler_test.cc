@@ -1,6 +1,7 @@
 #include "policy/compiler.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -231,6 +232,32 @@ TEST(CompilerTest, IndexBucketsRulesByToolAndAction) {
   EXPECT_EQ(out.policy->index.Candidates("", "stripe", "refund").size(), 1u);
   EXPECT_EQ(out.policy->index.Candidates("", "github", "*").size(), 1u);
   EXPECT_TRUE(out.policy->index.Candidates("", "github", "x").empty());
+}
+
+TEST(CompilerTest, VersionDoesNotDependOnHowTheDirectoryIsNamed) {
+  auto relative = CompileBundle("examples/quickstart");
+  auto absolute = CompileBundle(std::filesystem::absolute("examples/quickstart/").string());
+  ASSERT_TRUE(relative.policy && absolute.policy);
+  EXPECT_EQ(relative.policy->version, absolute.policy->version);
+  EXPECT_EQ(relative.policy->name, absolute.policy->name);
+}
+
+TEST(CompilerTest, ToolHostsMayBeWildcards) {
+  auto out = CompileOne(R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  s3: {hosts: ["*.s3.amazonaws.com"]}
+  bad: {hosts: ["a*.example.com", "*"]}
+)");
+  EXPECT_FALSE(out.policy);
+  auto lines = Messages(out);
+  EXPECT_EQ(lines.size(), 2u) << testing::PrintToString(lines);
+  EXPECT_THAT(lines, testing::Each(HasSubstr("error[invalid-host]")));
+  auto ok = CompileOne("apiVersion: aegis/v1\nkind: Policy\ntools:\n  s3: {hosts: [\"*.s3.amazonaws.com\"]}\n");
+  ASSERT_TRUE(ok.policy);
+  const Tool* s3 = ok.policy->FindTool("", "s3");
+  EXPECT_TRUE(s3->hosts[0].Matches("bucket.s3.amazonaws.com"));
+  EXPECT_FALSE(s3->hosts[0].Matches("s3.amazonaws.com"));
 }
 
 TEST(CompilerTest, ReadsBundleDirectoriesAndReportsMissingOnes) {

@@ -1,5 +1,7 @@
 #include "policy/pattern.h"
 
+#include "common/host.h"
+
 namespace aegis::policy {
 
 bool GlobMatch(std::string_view pattern, std::string_view s) {
@@ -30,8 +32,20 @@ bool NamePattern::Matches(std::string_view name) const {
   return glob_ ? GlobMatch(text_, name) : text_ == name;
 }
 
-HostPattern::HostPattern(std::string normalised) : text_(std::move(normalised)) {
-  wildcard_ = text_.size() > 2 && text_[0] == '*' && text_[1] == '.';
+HostPattern::HostPattern(std::string normalised)
+    : text_(std::move(normalised)),
+      wildcard_(text_.size() > 2 && std::string_view(text_).substr(0, 2) == "*.") {}
+
+bool HostPattern::Parse(std::string_view text, HostPattern& out, std::string& error) {
+  bool wildcard = text.size() > 2 && text[0] == '*' && text[1] == '.';
+  auto norm = common::NormalizeHost(wildcard ? text.substr(2) : text);
+  if (!norm.ok()) {
+    error = norm.status().message();
+    if (text.find('*') != std::string_view::npos) error = "'*' may only start a host as \"*.\"";
+    return false;
+  }
+  out = HostPattern(wildcard ? "*." + *norm : *norm);
+  return true;
 }
 
 bool HostPattern::Matches(std::string_view host) const {

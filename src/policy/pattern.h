@@ -30,6 +30,9 @@ class HostPattern {
  public:
   HostPattern() = default;
   explicit HostPattern(std::string normalised);
+  // Parses a host or "*.suffix" as written in a policy; returns false with a reason when the
+  // host is not acceptable (see common::NormalizeHost) or '*' appears elsewhere.
+  static bool Parse(std::string_view text, HostPattern& out, std::string& error);
   bool Matches(std::string_view normalised_host) const;
   const std::string& text() const { return text_; }
 

@@ -39,7 +39,7 @@ struct Action {
 
 struct Tool {
   std::string name;
-  std::vector<std::string> hosts;  // normalised
+  std::vector<HostPattern> hosts;
   std::vector<Action> actions;     // empty: any action name is accepted
   std::optional<Micros> cost;      // default cost of its actions
   Location location;
