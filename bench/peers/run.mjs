@@ -54,10 +54,16 @@ function order(n, length, seed = 12345) {
   return out
 }
 
-function runCedar(dir, reps, minSeconds) {
+// `floor`: the same requests against one permit-all policy, i.e. what cedar-wasm costs per call
+// before any policy work (request and entity conversion across the wasm boundary).
+function runCedar(dir, reps, minSeconds, floor = false) {
   const data = JSON.parse(fs.readFileSync(path.join(dir, 'cedar.json'), 'utf8'))
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'))
-  const id = `bench-${meta.rules}`
+  if (floor) {
+    data.policies = 'permit (principal, action, resource);'
+    meta.cedar_policies = 1
+  }
+  const id = floor ? 'floor' : `bench-${meta.rules}`
   let t = process.hrtime.bigint()
   const parsed = cedar.preparsePolicySet(id, {staticPolicies: data.policies})
   const parseMs = Number(process.hrtime.bigint() - t) / 1e6
@@ -75,7 +81,7 @@ function runCedar(dir, reps, minSeconds) {
   let mismatches = null
   const examples = []
   const aegisFile = path.join(dir, 'aegis-decisions.txt')
-  if (fs.existsSync(aegisFile)) {
+  if (!floor && fs.existsSync(aegisFile)) {
     const aegis = fs.readFileSync(aegisFile, 'utf8').trim().split('\n')
     if (aegis.length !== decisions.length) {
       throw new Error(`${aegisFile}: ${aegis.length} decisions for ${decisions.length} requests`)
@@ -113,7 +119,7 @@ function runCedar(dir, reps, minSeconds) {
       n: samples.length})
   }
   return {
-    name: path.basename(dir), rules: meta.rules, cedar_policies: meta.cedar_policies,
+    name: floor ? 'floor' : path.basename(dir), rules: floor ? 0 : meta.rules, cedar_policies: meta.cedar_policies,
     requests: calls.length, parse_ms: parseMs, allowed, mismatches, mismatch_examples: examples,
     p50_ns: median(perRep.map((r) => r.p50)), p99_ns: median(perRep.map((r) => r.p99)),
     mean_ns: median(perRep.map((r) => r.mean)),
@@ -153,25 +159,31 @@ function main() {
 
   console.log(`Cedar ${cedar.getCedarVersion()} (cedar-wasm, preparsed policy set, ` +
     `statefulIsAuthorized), ${args.reps} reps, median of reps`)
-  console.log(['policy', 'policies', 'parse', 'p50', 'p99', 'mean', 'decisions/s', 'allowed',
-    'mismatch vs aegis'].map((s, i) => i ? s.padStart(i === 8 ? 18 : 11) : s.padEnd(12)).join(''))
-  for (const n of args.cedarRules) {
+  const widths = [12, 9, 9, 11, 11, 11, 13, 11, 19]
+  const cols = (cells) => cells.map((c, i) => i ? String(c).padStart(widths[i])
+    : String(c).padEnd(widths[i])).join('')
+  console.log(cols(['policy', 'policies', 'parse', 'p50', 'p99', 'mean', 'decisions/s', 'allowed',
+    'mismatch vs aegis']))
+  const runs = args.cedarRules.map((n) => [n, false])
+  if (runs.length) runs.push([args.cedarRules[0], true])
+  for (const [n, floor] of runs) {
     const dir = path.join(args.data, `rules-${n}`)
     if (!fs.existsSync(dir)) {
       console.log(`note: ${dir} missing; skipping Cedar at ${n} rules`)
       continue
     }
-    const r = runCedar(dir, args.reps, args.minSeconds)
-    results.cedar.push(r)
-    console.log([r.name.padEnd(12), String(r.cedar_policies).padStart(11),
-      `${r.parse_ms.toFixed(0)} ms`.padStart(11), fmtNs(r.p50_ns).padStart(11),
-      fmtNs(r.p99_ns).padStart(11), fmtNs(r.mean_ns).padStart(11),
-      r.decisions_per_s.toFixed(0).padStart(11), `${r.allowed}/${r.requests}`.padStart(11),
-      String(r.mismatches ?? 'n/a (no aegis run)').padStart(18)].join(''))
+    const r = runCedar(dir, args.reps, args.minSeconds, floor)
+    if (floor) results.cedar_floor = r
+    else results.cedar.push(r)
+    console.log(cols([r.name, r.cedar_policies, `${r.parse_ms.toFixed(0)} ms`, fmtNs(r.p50_ns),
+      fmtNs(r.p99_ns), fmtNs(r.mean_ns), r.decisions_per_s.toFixed(0), `${r.allowed}/${r.requests}`,
+      r.mismatches ?? (floor ? '-' : 'n/a (no aegis run)')]))
     for (const e of r.mismatch_examples) console.log(`  mismatch: ${e}`)
   }
 
   results.cel = runCel(args.data, args.reps, aegis?.conditions)
+  console.log('floor = the same requests against one permit-all policy: cedar-wasm\'s per-call ' +
+    'cost before any policy work')
   console.log(`\ncel-js 8 (parse once, evaluate many), ${args.reps} reps of 1M evaluations`)
   for (const c of results.cel) {
     console.log(`${c.name.padEnd(14)}${fmtNs(c.ns).padStart(10)}  = ${c.result}` +

@@ -64,6 +64,10 @@ for (const c of peers.cedar) {
   row(`vs Cedar, ${c.name}: decisions that differ`, String(c.mismatches ?? 'n/a'), `of ${c.requests}`,
     null, '0', agree)
 }
+if (peers.cedar_floor) {
+  row('  Cedar floor: 1 permit-all policy, same calls', '', fmtNs(peers.cedar_floor.mean_ns), null,
+    '(info)', null)
+}
 for (const a of aegis.conditions) {
   const cel = peers.cel.find((x) => x.name === a.name)
   row(`condition ${a.name}`, fmtNs(a.ns), null, null, '≤ 50 ns', a.ns <= 50)
