@@ -25,6 +25,8 @@ using internal::Order;
 using VK = Value::Kind;
 
 constexpr std::string_view kNoOverload = "no matching overload";
+constexpr std::string_view kBudgetExceeded =
+    "evaluation exceeded its work budget (nested macros or building over large inputs)";
 constexpr std::string_view kOverflow = "integer overflow";
 constexpr std::string_view kDivByZero = "division by zero";
 constexpr std::string_view kModByZero = "modulus by zero";
@@ -252,6 +254,9 @@ class Evaluator {
   }
 
   Value Concat(const Value& l, const Value& r) {
+    if (!scratch_.Charge(l.string_value().size() + r.string_value().size())) {
+      return Value::Error(kBudgetExceeded);
+    }
     std::string& s = scratch_.NewString();
     s.reserve(l.string_value().size() + r.string_value().size());
     s.append(l.string_value());
@@ -354,8 +359,9 @@ class Evaluator {
       Value v = Concat(l, r);
       return lk == VK::kBytes ? internal::MakeBytes(v.string_value()) : v;
     } else if (op == BinOp::kAdd && lk == VK::kList && rk == VK::kList) {
-      std::vector<Value>& items = scratch_.NewList();
       size_t nl = internal::ListSize(l), nr = internal::ListSize(r);
+      if (!scratch_.Charge(nl + nr)) return Value::Error(kBudgetExceeded);
+      std::vector<Value>& items = scratch_.NewList();
       items.reserve(nl + nr);
       for (size_t i = 0; i < nl; ++i) items.push_back(internal::ListAt(l, i));
       for (size_t i = 0; i < nr; ++i) items.push_back(internal::ListAt(r, i));
@@ -418,6 +424,7 @@ class Evaluator {
     bool is_map = target.kind() == VK::kMap;
     if (!is_map && target.kind() != VK::kList) return Value::Error(kNoOverload);
     size_t size = is_map ? internal::MapSize(target) : internal::ListSize(target);
+    if (!scratch_.Charge(size)) return Value::Error(kBudgetExceeded);
     Value& var = scratch_.iter_vars[n.slot];
     auto element = [&](size_t i) {
       return is_map ? internal::MapKeyAt(target, i) : internal::ListAt(target, i);

@@ -484,6 +484,23 @@ TEST_F(ExprTest, ResultTypes) {
   EXPECT_EQ(CompileOk("now - now").program->ResultType(), "duration");
 }
 
+TEST_F(ExprTest, WorkBudgetStopsQuadraticEvaluation) {
+  // 3,000 elements: one pass is fine, a nested pass (9M steps) is refused quickly.
+  std::string big = "{\"xs\": [";
+  for (int i = 0; i < 3000; ++i) big += (i ? "," : "") + std::to_string(i);
+  big += "]}";
+  params_ = *common::ParseJson(big);
+  activation_.slots[4] = Value::FromJson(params_);
+  EXPECT_TRUE(EvalBool("params.xs.all(x, x >= 0)"));
+  EXPECT_THAT(EvalError("params.xs.all(x, params.xs.all(y, x + y >= 0))"),
+              ::testing::HasSubstr("work budget"));
+  EXPECT_THAT(EvalError("params.xs.map(x, string(x) + string(x)).exists(s, "
+                        "params.xs.exists(y, s == \"x\" + string(y)))"),
+              ::testing::HasSubstr("work budget"));
+  // The budget is per evaluation: the next one starts afresh.
+  EXPECT_TRUE(EvalBool("params.xs.exists(x, x == 2999)"));
+}
+
 TEST_F(ExprTest, ScratchIsReusedAcrossEvaluations) {
   CompileResult r = CompileOk("agent + '-' + string(params.amount)");
   EvalScratch scratch;

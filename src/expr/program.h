@@ -3,6 +3,7 @@
 #ifndef AEGIS_EXPR_PROGRAM_H_
 #define AEGIS_EXPR_PROGRAM_H_
 
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <vector>
@@ -28,6 +29,20 @@ struct EvalScratch::Impl {
   std::deque<std::vector<Value>> lists;
   size_t lists_used = 0;
   std::vector<Value> iter_vars;
+  // Work left in this evaluation. Comprehensions charge their element count each time they run
+  // and built strings and lists charge their size, so nested macros over attacker-sized lists
+  // end with an error (which fails safe) instead of running for minutes.
+  static constexpr uint64_t kMaxWork = 1'000'000;
+  uint64_t work_left = kMaxWork;
+
+  bool Charge(uint64_t units) {
+    if (units > work_left) {
+      work_left = 0;
+      return false;
+    }
+    work_left -= units;
+    return true;
+  }
 
   std::string& NewString() {
     if (strings_used == strings.size()) strings.emplace_back();
@@ -44,6 +59,7 @@ struct EvalScratch::Impl {
   void Reset() {
     strings_used = 0;
     lists_used = 0;
+    work_left = kMaxWork;
   }
 };
 
