@@ -99,6 +99,10 @@ std::vector<Json>& Json::mutable_array() {
   assert(kind_ == Kind::kArray);
   return array_;
 }
+std::vector<Json::Member>& Json::mutable_object() {
+  assert(kind_ == Kind::kObject);
+  return object_;
+}
 const std::vector<Json::Member>& Json::as_object() const {
   assert(kind_ == Kind::kObject);
   return object_;

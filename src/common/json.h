@@ -62,6 +62,8 @@ class Json {
   const std::vector<Json>& as_array() const;
   std::vector<Json>& mutable_array();
   const std::vector<Member>& as_object() const;
+  // Members may be changed in place but keys must stay as they are (sorted, distinct).
+  std::vector<Member>& mutable_object();
 
   // Returns the member's value, or nullptr when this is not an object or has no such key.
   const Json* Find(std::string_view key) const;

@@ -140,14 +140,15 @@ common::StatusOr<std::string> NormalizePath(std::string_view raw, Json* query) {
   return path;
 }
 
-common::StatusOr<CallContext> CallFromJson(const Json& json, int64_t now_unix_nanos,
+common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
                                            const CallParseOptions& options) {
   if (!json.is_object()) return InvalidArgumentError("call must be a JSON object");
   CallContext call;
   call.now_unix_nanos = now_unix_nanos;
-  for (const auto& member : json.as_object()) {
+  // `json` is ours: large members (params, identity) are moved out rather than copied.
+  for (auto& member : json.mutable_object()) {
     const std::string& key = member.key;
-    const Json& value = member.value;
+    Json& value = member.value;
     auto need_name = [&](std::string& out) -> common::Status {
       if (!value.is_string() || !IsValidName(value.as_string())) {
         return InvalidArgumentError(
@@ -167,14 +168,14 @@ common::StatusOr<CallContext> CallFromJson(const Json& json, int64_t now_unix_na
       st = need_name(call.action);
     } else if (key == "params") {
       if (!value.is_object()) return InvalidArgumentError("params must be an object");
-      call.params = value;
+      call.params = std::move(value);
     } else if (key == "identity") {
       if (!options.allow_identity) {
         return InvalidArgumentError(
             "identity cannot be given in a call; it comes from the verified agent token");
       }
       if (!value.is_object()) return InvalidArgumentError("identity must be an object");
-      call.identity = value;
+      call.identity = std::move(value);
     } else if (key == "cost_usd") {
       if (!value.is_number()) return InvalidArgumentError("cost_usd must be a number");
       double d = value.as_double();
@@ -262,7 +263,7 @@ common::StatusOr<CallContext> ParseCall(std::string_view json, int64_t now_unix_
                                         const CallParseOptions& options) {
   auto parsed = common::ParseJson(json, options.json);
   if (!parsed.ok()) return parsed.status();
-  return CallFromJson(*parsed, now_unix_nanos, options);
+  return CallFromJson(*std::move(parsed), now_unix_nanos, options);
 }
 
 }  // namespace aegis::engine

@@ -44,7 +44,7 @@ struct CallParseOptions {
 // oversize input is ResourceExhausted. `now_unix_nanos` stamps the call.
 common::StatusOr<CallContext> ParseCall(std::string_view json, int64_t now_unix_nanos,
                                         const CallParseOptions& options = {});
-common::StatusOr<CallContext> CallFromJson(const common::Json& json, int64_t now_unix_nanos,
+common::StatusOr<CallContext> CallFromJson(common::Json json, int64_t now_unix_nanos,
                                            const CallParseOptions& options = {});
 
 // Normalises a request path for policy matching: splits off the query, decodes

@@ -946,17 +946,40 @@ bool Covers(const Matcher& outer, const Matcher& inner) {
 }
 
 void Builder::FindUnreachableRules() {
+  struct Visible {
+    std::vector<const AgentProfile*> agents;
+    std::vector<const Tool*> tools;
+  };
+  std::map<std::string, Visible> visible;  // by tenant, built once
+  std::vector<const Rule*> unconditional_denies;
+  for (const auto& rule : p_.rules) {
+    if (rule->effect == Effect::kDeny && rule->condition_source.empty()) {
+      unconditional_denies.push_back(rule.get());
+    }
+  }
   for (const auto& src : rule_sources_) {
     const Rule& r = *src.rule;
     // Scope: some agent the rule names must be allowed some tool it names, or the scope stage
     // refuses every such call before rules run.
-    auto agents = VisibleAgents(r.tenant);
-    auto tools = VisibleTools(r.tenant);
+    auto it = visible.find(r.tenant);
+    if (it == visible.end()) {
+      it = visible.emplace(r.tenant, Visible{VisibleAgents(r.tenant), VisibleTools(r.tenant)})
+               .first;
+    }
+    const auto& agents = it->second.agents;
+    const auto& tools = it->second.tools;
+    std::vector<const Tool*> rule_tools;
+    for (const Tool* t : tools) {
+      if (r.tools.Matches(t->name)) rule_tools.push_back(t);
+    }
     bool reachable = false;
-    for (const AgentProfile* a : agents) {
-      if (!r.agents.Matches(a->name)) continue;
-      for (const Tool* t : tools) {
-        if (r.tools.Matches(t->name) && a->MayUseTool(t->name)) reachable = true;
+    for (size_t i = 0; i < agents.size() && !reachable; ++i) {
+      if (!r.agents.Matches(agents[i]->name)) continue;
+      for (const Tool* t : rule_tools) {
+        if (agents[i]->MayUseTool(t->name)) {
+          reachable = true;
+          break;
+        }
       }
     }
     if (!reachable && !agents.empty() && !tools.empty()) {
@@ -969,9 +992,8 @@ void Builder::FindUnreachableRules() {
     // Shadowing: an unconditional deny rule covering this rule's whole match means this rule
     // can never change a decision.
     if (r.effect == Effect::kDeny) continue;
-    for (const auto& other : p_.rules) {
-      const Rule& d = *other;
-      if (&d == &r || d.effect != Effect::kDeny || !d.condition_source.empty()) continue;
+    for (const Rule* deny : unconditional_denies) {
+      const Rule& d = *deny;
       if (!d.tenant.empty() && d.tenant != r.tenant) continue;
       if (Covers(d.tenants, r.tenants) && Covers(d.agents, r.agents) &&
           Covers(d.tools, r.tools) && Covers(d.actions, r.actions)) {
