@@ -110,6 +110,16 @@ const std::vector<Json::Member>& Json::as_object() const {
 
 const Json* Json::Find(std::string_view key) const {
   if (kind_ != Kind::kObject) return nullptr;
+  // Call parameters are small objects: a linear scan that compares lengths first beats a
+  // binary search of string comparisons there.
+  if (object_.size() <= 16) {
+    for (const Member& m : object_) {
+      if (m.key.size() == key.size() && std::memcmp(m.key.data(), key.data(), key.size()) == 0) {
+        return &m.value;
+      }
+    }
+    return nullptr;
+  }
   auto it = std::lower_bound(object_.begin(), object_.end(), key,
                              [](const Member& m, std::string_view k) { return m.key < k; });
   if (it == object_.end() || it->key != key) return nullptr;

@@ -41,6 +41,8 @@ enum class NodeKind : uint8_t {
   kIterVar,       // a comprehension variable: slot is its depth
   kInConstList,   // a in <constant list at b>, with `set` for string lookups
   kMatchesConst,  // a.matches(<constant pattern>) with `regex`
+  // Produced after checking.
+  kPath,  // slot.f1.f2...: field names at Ast::path_names[args_begin, +args_count)
 };
 
 enum class BinOp : uint8_t { kAdd, kSub, kMul, kDiv, kMod, kEq, kNe, kLt, kLe, kGt, kGe, kIn };
@@ -97,6 +99,7 @@ struct Node {
 struct Ast {
   std::vector<Node> nodes;
   std::vector<int32_t> args;
+  std::vector<std::string_view> path_names;  // for kPath nodes
   int32_t root = -1;
   // Storage that node values borrow from; deques keep addresses stable as they grow.
   std::deque<std::string> strings;

@@ -68,6 +68,17 @@ class Evaluator {
         return activation_.slots[n.slot];
       case NodeKind::kIterVar:
         return scratch_.iter_vars[n.slot];
+      case NodeKind::kPath: {
+        if (static_cast<size_t>(n.slot) >= activation_.slots.size()) {
+          return Value::Error("no value bound for a declared variable");
+        }
+        Value v = activation_.slots[n.slot];
+        for (int32_t k = 0; k < n.args_count; ++k) {
+          v = Select(v, ast_.path_names[n.args_begin + k]);
+          if (v.is_error()) return v;
+        }
+        return v;
+      }
       case NodeKind::kSelect: {
         Value base = Eval(n.a);
         if (base.is_error()) return base;
@@ -115,7 +126,9 @@ class Evaluator {
       case NodeKind::kBinary: {
         Value l = Eval(n.a);
         if (l.is_error()) return l;
-        Value r = Eval(n.b);
+        // Most comparisons have a literal on the right; take it without another Eval call.
+        const Node& right = ast_.nodes[n.b];
+        Value r = right.kind == NodeKind::kLiteral ? right.value : Eval(n.b);
         if (r.is_error()) return r;
         return Binary(n.op, l, r);
       }
@@ -265,6 +278,26 @@ class Evaluator {
   }
 
   Value Binary(BinOp op, const Value& l, const Value& r) {
+    // The common case, two ints compared, without the general dispatch.
+    if (l.kind() == VK::kInt && r.kind() == VK::kInt) {
+      int64_t a = l.int_value(), b = r.int_value();
+      switch (op) {
+        case BinOp::kEq:
+          return Value::Bool(a == b);
+        case BinOp::kNe:
+          return Value::Bool(a != b);
+        case BinOp::kLt:
+          return Value::Bool(a < b);
+        case BinOp::kLe:
+          return Value::Bool(a <= b);
+        case BinOp::kGt:
+          return Value::Bool(a > b);
+        case BinOp::kGe:
+          return Value::Bool(a >= b);
+        default:
+          break;
+      }
+    }
     switch (op) {
       case BinOp::kEq:
         return Value::Bool(internal::Equals(l, r));
@@ -295,7 +328,7 @@ class Evaluator {
     }
   }
 
-  Value Arithmetic(BinOp op, const Value& l, const Value& r) {
+  [[gnu::noinline]] Value Arithmetic(BinOp op, const Value& l, const Value& r) {
     VK lk = l.kind(), rk = r.kind();
     if (lk == VK::kInt && rk == VK::kInt) {
       int64_t a = l.int_value(), b = r.int_value(), out;
@@ -418,7 +451,7 @@ class Evaluator {
     return internal::MakeMap(kv.data(), kv.size() / 2);
   }
 
-  Value Comprehension(const Node& n) {
+  [[gnu::noinline]] Value Comprehension(const Node& n) {
     Value target = Eval(n.a);
     if (target.is_error()) return target;
     bool is_map = target.kind() == VK::kMap;
@@ -474,7 +507,7 @@ class Evaluator {
     }
   }
 
-  Value Call(const Node& n) {
+  [[gnu::noinline]] Value Call(const Node& n) {
     Value args[4];
     int argc = n.args_count;
     if (argc > 4) return Value::Error("internal error: too many arguments");
@@ -768,6 +801,12 @@ class Evaluator {
 }  // namespace
 
 Value Program::Evaluate(const Activation& activation, EvalScratch& scratch) const {
+  if (impl_->fast) {
+    auto r = impl_->fast->Run(activation);
+    if (r != internal::FastPredicate::Result::kFallback) {
+      return Value::Bool(r == internal::FastPredicate::Result::kTrue);
+    }
+  }
   EvalScratch::Impl& s = scratch.impl();
   s.Reset();
   if (s.iter_vars.size() < static_cast<size_t>(impl_->max_iter_depth)) {

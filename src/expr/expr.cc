@@ -11,6 +11,41 @@
 
 namespace aegis::expr {
 
+namespace internal {
+
+// Turns each field chain on a variable (`params.patient.ssn`) into one kPath node, so the
+// evaluator walks it in a loop instead of one recursive call per field. Selects under has()
+// stay as they are: has() tests presence on its select's operand.
+void FoldPaths(Ast& ast) {
+  std::vector<bool> under_has(ast.nodes.size(), false);
+  for (const Node& n : ast.nodes) {
+    if (n.kind == NodeKind::kHas && n.a >= 0) under_has[n.a] = true;
+  }
+  for (size_t i = 0; i < ast.nodes.size(); ++i) {
+    if (ast.nodes[i].kind != NodeKind::kSelect || under_has[i]) continue;
+    int32_t bottom = static_cast<int32_t>(i);
+    int depth = 0;
+    while (ast.nodes[bottom].kind == NodeKind::kSelect) {
+      bottom = ast.nodes[bottom].a;
+      ++depth;
+    }
+    if (ast.nodes[bottom].kind != NodeKind::kSlot) continue;
+    Node& n = ast.nodes[i];
+    n.args_begin = static_cast<int32_t>(ast.path_names.size());
+    n.args_count = depth;
+    ast.path_names.resize(ast.path_names.size() + depth);
+    int32_t cur = static_cast<int32_t>(i);
+    for (int k = depth - 1; k >= 0; --k) {
+      ast.path_names[n.args_begin + k] = ast.nodes[cur].name;
+      cur = ast.nodes[cur].a;
+    }
+    n.slot = ast.nodes[bottom].slot;
+    n.kind = NodeKind::kPath;
+  }
+}
+
+}  // namespace internal
+
 Environment::Environment() : impl_(std::make_unique<Impl>()) {}
 Environment::~Environment() = default;
 Environment::Environment(Environment&&) noexcept = default;
@@ -53,6 +88,8 @@ CompileResult Compile(std::string_view source, const Environment& env,
   }
   internal::CheckResult checked = internal::Check(impl->ast, env.impl(), options, result.errors);
   if (!result.errors.empty()) return result;
+  internal::FoldPaths(impl->ast);
+  if (options.fast_path) impl->fast = internal::FastPredicate::Build(impl->ast);
   impl->result_type = checked.type;
   impl->max_iter_depth = checked.max_iter_depth;
   result.program = std::make_unique<Program>(std::move(impl));

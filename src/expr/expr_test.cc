@@ -501,6 +501,71 @@ TEST_F(ExprTest, WorkBudgetStopsQuadraticEvaluation) {
   EXPECT_TRUE(EvalBool("params.xs.exists(x, x == 2999)"));
 }
 
+TEST(FastPathTest, AgreesWithTheGeneralEvaluator) {
+  Environment env;
+  int slot = env.Declare("params", "map(string, dyn)");
+  const char* exprs[] = {
+      "params.amount > 5000",
+      "params.amount == 7000.0",
+      "params.ratio <= 0.5",
+      "params.currency == 'USD'",
+      "params.currency != 'USD'",
+      "params.currency < 'M'",
+      "params.flag == true",
+      "params.currency in ['USD', 'EUR', 'GBP', 'CHF']",
+      "params.note.startsWith('wire')",
+      "params.note.endsWith('corp')",
+      "params.note.contains('acme')",
+      "params.note.matches('ac+me')",
+      "params.a.b.c > 1",
+      "!(params.amount > 5000)",
+      "params.amount > 5000 && params.currency == 'USD'",
+      "params.missing > 1 && params.amount > 1",
+      "params.amount < 1 && params.missing > 1",
+      "params.missing > 1 || params.amount > 1",
+      "params.amount > 1 || params.missing > 1",
+      "!(params.missing == 'x') || params.currency == 'USD'",
+  };
+  const char* inputs[] = {
+      R"({"amount": 7000, "ratio": 0.25, "currency": "USD", "flag": true,
+          "note": "wire to acme corp", "a": {"b": {"c": 2}}})",
+      R"({"amount": 7000.0, "ratio": 1, "currency": "EUR", "flag": false, "note": "x",
+          "a": {"b": {"c": 1.5}}})",
+      R"({"amount": "7000", "ratio": "low", "currency": 5, "flag": "true", "note": 1,
+          "a": {"b": []}})",
+      R"({"amount": 5000, "ratio": 0.5, "currency": "M", "flag": true, "note": "acme",
+          "a": {"b": {"c": 1}}})",
+      R"({"amount": null, "currency": null, "a": 1})",
+      R"({})",
+  };
+  EvalScratch scratch;
+  for (const char* source : exprs) {
+    CompileOptions general;
+    general.fast_path = false;
+    CompileResult fast = Compile(source, env);
+    CompileResult slow = Compile(source, env, general);
+    ASSERT_TRUE(fast.program && slow.program) << source;
+    for (const char* input : inputs) {
+      common::Json params = *common::ParseJson(input);
+      Activation act;
+      act.slots.resize(env.size());
+      act.slots[slot] = Value::FromJson(params);
+      Value a = fast.program->Evaluate(act, scratch);
+      bool a_bool = a.kind() == VK::kBool && a.bool_value();
+      VK a_kind = a.kind();
+      std::string a_error(a.is_error() ? a.string_value() : "");
+      Value b = slow.program->Evaluate(act, scratch);
+      EXPECT_EQ(a_kind, b.kind()) << source << " on " << input;
+      if (b.kind() == VK::kBool) {
+        EXPECT_EQ(a_bool, b.bool_value()) << source << " on " << input;
+      }
+      if (b.is_error()) {
+        EXPECT_EQ(a_error, b.string_value()) << source << " on " << input;
+      }
+    }
+  }
+}
+
 TEST_F(ExprTest, ScratchIsReusedAcrossEvaluations) {
   CompileResult r = CompileOk("agent + '-' + string(params.amount)");
   EvalScratch scratch;

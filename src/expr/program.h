@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "expr/ast.h"
+#include "expr/fast_path.h"
 #include "expr/expr.h"
 #include "expr/types.h"
 
@@ -16,6 +19,7 @@ namespace aegis::expr {
 
 struct Program::Impl {
   internal::Ast ast;
+  std::optional<internal::FastPredicate> fast;  // shortcut for common shapes, when it applies
   TypeSpec result_type;
   int max_iter_depth = 0;
   size_t max_regex_program_size = 4096;
