@@ -75,30 +75,6 @@ StatusOr<Json> Json::Object(std::vector<Member> members) {
   return j;
 }
 
-bool Json::as_bool() const {
-  assert(kind_ == Kind::kBool);
-  return bool_;
-}
-int64_t Json::as_int() const {
-  assert(kind_ == Kind::kInt);
-  return int_;
-}
-double Json::as_double() const {
-  assert(is_number());
-  return kind_ == Kind::kInt ? static_cast<double>(int_) : double_;
-}
-const std::string& Json::as_string() const {
-  assert(kind_ == Kind::kString);
-  return string_;
-}
-const std::vector<Json>& Json::as_array() const {
-  assert(kind_ == Kind::kArray);
-  return array_;
-}
-std::vector<Json>& Json::mutable_array() {
-  assert(kind_ == Kind::kArray);
-  return array_;
-}
 std::vector<Json::Member>& Json::mutable_object() {
   assert(kind_ == Kind::kObject);
   return object_;
@@ -114,7 +90,8 @@ const Json* Json::Find(std::string_view key) const {
   // binary search of string comparisons there.
   if (object_.size() <= 16) {
     for (const Member& m : object_) {
-      if (m.key.size() == key.size() && std::memcmp(m.key.data(), key.data(), key.size()) == 0) {
+      if (m.key.size() == key.size() && (key.empty() || m.key[0] == key[0]) &&
+          std::memcmp(m.key.data(), key.data(), key.size()) == 0) {
         return &m.value;
       }
     }

@@ -12,6 +12,7 @@
 #ifndef AEGIS_COMMON_JSON_H_
 #define AEGIS_COMMON_JSON_H_
 
+#include <cassert>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -55,12 +56,31 @@ class Json {
   bool is_object() const { return kind_ == Kind::kObject; }
 
   // Accessors; calling one for another kind is a programming error (asserted in debug builds).
-  bool as_bool() const;
-  int64_t as_int() const;
-  double as_double() const;  // also converts an integer
-  const std::string& as_string() const;
-  const std::vector<Json>& as_array() const;
-  std::vector<Json>& mutable_array();
+  // Inline: policy conditions call them on every evaluation.
+  bool as_bool() const {
+    assert(kind_ == Kind::kBool);
+    return bool_;
+  }
+  int64_t as_int() const {
+    assert(kind_ == Kind::kInt);
+    return int_;
+  }
+  double as_double() const {  // also converts an integer
+    assert(is_number());
+    return kind_ == Kind::kInt ? static_cast<double>(int_) : double_;
+  }
+  const std::string& as_string() const {
+    assert(kind_ == Kind::kString);
+    return string_;
+  }
+  const std::vector<Json>& as_array() const {
+    assert(kind_ == Kind::kArray);
+    return array_;
+  }
+  std::vector<Json>& mutable_array() {
+    assert(kind_ == Kind::kArray);
+    return array_;
+  }
   const std::vector<Member>& as_object() const;
   // Members may be changed in place but keys must stay as they are (sorted, distinct).
   std::vector<Member>& mutable_object();

@@ -513,6 +513,10 @@ TEST(FastPathTest, AgreesWithTheGeneralEvaluator) {
       "params.currency < 'M'",
       "params.flag == true",
       "params.currency in ['USD', 'EUR', 'GBP', 'CHF']",
+      "params.currency in ['USD', 'EUR']",
+      "params.currency in ['USD', 5, 'EUR']",
+      "params.currency in ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', "
+      "'o', 'p', 'q', 'r', 'USD']",
       "params.note.startsWith('wire')",
       "params.note.endsWith('corp')",
       "params.note.contains('acme')",

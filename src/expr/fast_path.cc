@@ -9,6 +9,36 @@ namespace aegis::expr::internal {
 using common::Json;
 using Result = FastPredicate::Result;
 
+namespace {
+
+// Which orderings satisfy a comparison, as bits: 1 = less, 2 = equal, 4 = greater.
+uint8_t OrderMask(BinOp op) {
+  switch (op) {
+    case BinOp::kEq:
+      return 2;
+    case BinOp::kNe:
+      return 1 | 4;
+    case BinOp::kLt:
+      return 1;
+    case BinOp::kLe:
+      return 1 | 2;
+    case BinOp::kGt:
+      return 4;
+    default:
+      return 2 | 4;
+  }
+}
+
+template <typename T>
+Result Compare(uint8_t mask, const T& a, const T& b) {
+  // NaN compares unordered: no bit set, so every comparison but != is false, as in CEL.
+  uint8_t order = a < b ? 1 : a == b ? 2 : b < a ? 4 : 0;
+  if (order == 0) return mask == (1 | 4) ? Result::kTrue : Result::kFalse;
+  return (mask & order) ? Result::kTrue : Result::kFalse;
+}
+
+}  // namespace
+
 std::optional<FastPredicate> FastPredicate::Build(const Ast& ast) {
   FastPredicate p;
   p.ast_ = &ast;
@@ -49,17 +79,30 @@ int32_t FastPredicate::Add(const Ast& ast, int32_t id) {
         return -1;
       }
       step.kind = Kind::kCompare;
+      step.mask = OrderMask(n.op);
       step.op = n.op;
       step.path = n.a;
       step.constant = &r;
       break;
     }
-    case NodeKind::kInConstList:
-      if (n.set == nullptr || ast.nodes[n.a].kind != NodeKind::kPath) return -1;
+    case NodeKind::kInConstList: {
+      if (ast.nodes[n.a].kind != NodeKind::kPath) return -1;
+      const Value& list = ast.nodes[n.b].value;
+      if (list.kind() != Value::Kind::kList) return -1;
+      size_t size = ListSize(list);
+      if (n.set == nullptr || size <= 16) {
+        // Only lists of strings: anything else needs CEL's cross-type equality.
+        for (size_t i = 0; i < size; ++i) {
+          Value item = ListAt(list, i);
+          if (item.kind() != Value::Kind::kString) return -1;
+          step.strings.push_back(item.string_value());
+        }
+      }
       step.kind = Kind::kInSet;
       step.path = n.a;
       step.node = &n;
       break;
+    }
     case NodeKind::kMatchesConst:
       if (ast.nodes[ast.Arg(n, 0)].kind != NodeKind::kPath) return -1;
       step.kind = Kind::kMatches;
@@ -103,32 +146,6 @@ const Json* FastPredicate::Resolve(int32_t path_node, const Activation& activati
   return j;
 }
 
-template <typename T>
-Result CompareResult(BinOp op, const T& a, const T& b) {
-  bool r;
-  switch (op) {
-    case BinOp::kEq:
-      r = a == b;
-      break;
-    case BinOp::kNe:
-      r = a != b;
-      break;
-    case BinOp::kLt:
-      r = a < b;
-      break;
-    case BinOp::kLe:
-      r = a <= b;
-      break;
-    case BinOp::kGt:
-      r = a > b;
-      break;
-    default:
-      r = a >= b;
-      break;
-  }
-  return r ? Result::kTrue : Result::kFalse;
-}
-
 Result FastPredicate::RunStep(int32_t id, const Activation& activation) const {
   const Step& s = steps_[id];
   switch (s.kind) {
@@ -148,8 +165,11 @@ Result FastPredicate::RunStep(int32_t id, const Activation& activation) const {
       return r == Result::kTrue ? Result::kFalse : Result::kTrue;
     }
     default:
-      break;
+      return RunLeaf(s, activation);
   }
+}
+
+Result FastPredicate::RunLeaf(const Step& s, const Activation& activation) const {
   const Json* j = Resolve(s.path, activation);
   if (j == nullptr) return Result::kFallback;
   switch (s.kind) {
@@ -158,25 +178,33 @@ Result FastPredicate::RunStep(int32_t id, const Activation& activation) const {
       switch (c.kind()) {
         case Value::Kind::kInt:
           if (!j->is_int()) return Result::kFallback;
-          return CompareResult(s.op, j->as_int(), c.int_value());
+          return Compare(s.mask, j->as_int(), c.int_value());
         case Value::Kind::kDouble:
           if (!j->is_double()) return Result::kFallback;
-          return CompareResult(s.op, j->as_double(), c.double_value());
+          return Compare(s.mask, j->as_double(), c.double_value());
         case Value::Kind::kString:
           if (!j->is_string()) return Result::kFallback;
-          return CompareResult(s.op, std::string_view(j->as_string()), c.string_value());
+          return Compare(s.mask, std::string_view(j->as_string()), c.string_value());
         case Value::Kind::kBool:
           if (!j->is_bool() || (s.op != BinOp::kEq && s.op != BinOp::kNe)) {
             return Result::kFallback;
           }
-          return CompareResult(s.op, j->as_bool(), c.bool_value());
+          return Compare(s.mask, j->as_bool(), c.bool_value());
         default:
           return Result::kFallback;
       }
     }
-    case Kind::kInSet:
+    case Kind::kInSet: {
       if (!j->is_string()) return Result::kFallback;
-      return s.node->set->contains(j->as_string()) ? Result::kTrue : Result::kFalse;
+      std::string_view str = j->as_string();
+      if (s.node->set != nullptr && s.strings.empty()) {
+        return s.node->set->contains(str) ? Result::kTrue : Result::kFalse;
+      }
+      for (std::string_view candidate : s.strings) {
+        if (candidate == str) return Result::kTrue;
+      }
+      return Result::kFalse;
+    }
     case Kind::kMatches:
       if (!j->is_string()) return Result::kFallback;
       return RE2::PartialMatch(j->as_string(), *s.node->regex) ? Result::kTrue : Result::kFalse;
@@ -193,8 +221,5 @@ Result FastPredicate::RunStep(int32_t id, const Activation& activation) const {
   }
 }
 
-Result FastPredicate::Run(const Activation& activation) const {
-  return RunStep(root_, activation);
-}
 
 }  // namespace aegis::expr::internal

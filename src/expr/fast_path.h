@@ -27,22 +27,29 @@ class FastPredicate {
   // The predicate borrows from `ast`, which must outlive it.
   static std::optional<FastPredicate> Build(const Ast& ast);
 
-  Result Run(const Activation& activation) const;
+  Result Run(const Activation& activation) const {
+    const Step& root = steps_[root_];
+    return root.kind >= Kind::kAnd ? RunStep(root_, activation) : RunLeaf(root, activation);
+  }
 
  private:
+  // Leaves first, then the connectives (Run relies on the order).
   enum class Kind : uint8_t { kCompare, kInSet, kStringFn, kMatches, kAnd, kOr, kNot };
   struct Step {
     Kind kind;
     BinOp op = BinOp::kEq;          // kCompare
+    uint8_t mask = 0;                // kCompare: orderings that satisfy op (1 <, 2 =, 4 >)
     Builtin fn = Builtin::kUnknown;  // kStringFn
     int32_t path = -1;               // kPath node of the operand
     const Node* constant = nullptr;  // kCompare, kStringFn: the literal node
     const Node* node = nullptr;      // kInSet, kMatches: the node with the set / regex
     int32_t left = -1, right = -1;   // kAnd, kOr, kNot: indices into steps_
+    std::vector<std::string_view> strings;  // kInSet over a short list: scanned, not hashed
   };
 
   int32_t Add(const Ast& ast, int32_t node);  // -1 when not covered
   Result RunStep(int32_t step, const Activation& activation) const;
+  Result RunLeaf(const Step& step, const Activation& activation) const;
   const common::Json* Resolve(int32_t path_node, const Activation& activation) const;
 
   const Ast* ast_ = nullptr;
