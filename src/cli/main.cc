@@ -138,7 +138,7 @@ int Eval(const std::vector<std::string>& args) {
   auto p = Compile(dir);
   if (!p) return kFailed;
   engine::CallParseOptions options;
-  options.allow_identity = true;
+  options.trusted = true;
   auto call = engine::ParseCall(text, NowNanos(), options);
   if (!call.ok()) {
     std::cerr << "aegis: " << input << ": invalid call: " << call.status().message() << "\n";

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/host.h"
+#include "expr/time_util.h"
 #include "common/strings.h"
 
 namespace aegis::engine {
@@ -170,12 +171,20 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
       if (!value.is_object()) return InvalidArgumentError("params must be an object");
       call.params = std::move(value);
     } else if (key == "identity") {
-      if (!options.allow_identity) {
+      if (!options.trusted) {
         return InvalidArgumentError(
             "identity cannot be given in a call; it comes from the verified agent token");
       }
       if (!value.is_object()) return InvalidArgumentError("identity must be an object");
       call.identity = std::move(value);
+    } else if (key == "now") {
+      if (!options.trusted) {
+        return InvalidArgumentError("now cannot be given in a call; the gateway's clock sets it");
+      }
+      if (!value.is_string() ||
+          !expr::internal::ParseTimestamp(value.as_string(), &call.now_unix_nanos)) {
+        return InvalidArgumentError("now must be an RFC 3339 time such as 2026-05-01T09:30:00Z");
+      }
     } else if (key == "cost_usd") {
       if (!value.is_number()) return InvalidArgumentError("cost_usd must be a number");
       double d = value.as_double();

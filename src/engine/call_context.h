@@ -34,9 +34,10 @@ struct CallContext {
 
 struct CallParseOptions {
   common::JsonLimits json;
-  // Whether `identity` may be given in the JSON. Only trusted callers (policy tests, the CLI)
-  // may; front doors set it from a verified token.
-  bool allow_identity = false;
+  // Whether the JSON may give `identity` (token claims) and `now` (an RFC 3339 time for the
+  // call). Only trusted callers — policy tests and the CLI — may; front doors set identity from
+  // a verified token and now from the clock.
+  bool trusted = false;
 };
 
 // Parses the decide-API call JSON (docs/decide-api.md) strictly: unknown fields, wrong types,

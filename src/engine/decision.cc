@@ -7,6 +7,15 @@ namespace aegis::engine {
 
 using common::AppendJsonString;
 
+bool reason::IsKnownCode(std::string_view code) {
+  for (std::string_view known :
+       {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
+        kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode}) {
+    if (code == known) return true;
+  }
+  return false;
+}
+
 namespace {
 
 void AppendMicrosAsUsd(std::string& out, policy::Micros m) {

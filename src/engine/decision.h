@@ -25,6 +25,9 @@ inline constexpr std::string_view kToolOutOfScope = "tool_out_of_scope";
 inline constexpr std::string_view kHostNotInTool = "host_not_in_tool";
 inline constexpr std::string_view kDomainOutOfScope = "domain_out_of_scope";
 inline constexpr std::string_view kShadowMode = "shadow_mode";
+
+// Whether `code` is one of the codes above.
+bool IsKnownCode(std::string_view code);
 }  // namespace reason
 
 struct Reason {

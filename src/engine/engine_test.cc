@@ -45,7 +45,7 @@ agents:
 
 Decision DecideJson(const Engine& engine, std::string_view call_json) {
   CallParseOptions options;
-  options.allow_identity = true;
+  options.trusted = true;
   auto call = ParseCall(call_json, kNow, options);
   EXPECT_TRUE(call.ok()) << call.status();
   return engine.Decide(*call);
@@ -330,14 +330,43 @@ tests:
   - name: bad input
     input: {agent: finance-agent, tool: stripe, bogus: 1}
     expect: {decision: deny}
+  - name: misspelt reason
+    input: {agent: finance-agent, tool: stripe, action: refund}
+    expect: {decision: deny, reason: rules}
 )");
   PolicyTestReport report = RunPolicyTests(e, kNow);
   EXPECT_EQ(report.passed(), 1);
-  EXPECT_EQ(report.failed(), 2);
+  EXPECT_EQ(report.failed(), 3);
+  EXPECT_THAT(report.results[3].failure, HasSubstr("\"rules\", which is not a reason code"));
   EXPECT_EQ(report.results[1].failure, "expected deny, got allow by rule pay (rule)");
   EXPECT_THAT(report.results[2].failure, HasSubstr("unknown field \"bogus\""));
   ASSERT_EQ(report.unexercised.size(), 1u);
   EXPECT_EQ(report.unexercised[0]->id, "refunds");
+}
+
+TEST_F(EngineTest, TestsMayFixTheTimeOfTheCall) {
+  Engine e = Make(R"(rules:
+  - id: after-hours
+    match: {tools: [stripe]}
+    if: now.getHours() < 8 || now.getHours() >= 18
+    effect: approval_needed
+  - id: pay
+    match: {tools: [stripe]}
+    effect: allow
+tests:
+  - name: office hours
+    input: {agent: finance-agent, tool: stripe, action: refund, now: "2026-05-01T10:00:00Z"}
+    expect: {decision: allow, rule: pay}
+  - name: at night
+    input: {agent: finance-agent, tool: stripe, action: refund, now: "2026-05-01T23:30:00Z"}
+    expect: {decision: approval_needed, rule: after-hours}
+)");
+  PolicyTestReport report = RunPolicyTests(e, kNow);
+  EXPECT_EQ(report.passed(), 2) << report.results[0].failure << report.results[1].failure;
+  // Untrusted callers cannot set the clock.
+  auto call = ParseCall(R"({"agent":"a","tool":"t","now":"2026-05-01T23:30:00Z"})", kNow);
+  ASSERT_FALSE(call.ok());
+  EXPECT_THAT(call.status().message(), HasSubstr("clock"));
 }
 
 TEST_F(EngineTest, ManyUnrelatedRulesAreNotCandidates) {

@@ -21,8 +21,14 @@ PolicyTestReport RunPolicyTests(const Engine& engine, int64_t now_unix_nanos) {
   std::set<const policy::Rule*> exercised;
   for (const auto& test : engine.policy()->tests) {
     PolicyTestResult result{&test, false, {}};
+    if (!test.expect_reason.empty() && !reason::IsKnownCode(test.expect_reason)) {
+      result.failure = StrCat("expects reason \"", test.expect_reason,
+                              "\", which is not a reason code (see docs/decide-api.md)");
+      report.results.push_back(std::move(result));
+      continue;
+    }
     CallParseOptions options;
-    options.allow_identity = true;
+    options.trusted = true;
     auto call = CallFromJson(test.input, now_unix_nanos, options);
     if (!call.ok()) {
       result.failure = StrCat("input is not a valid call: ", call.status().message());

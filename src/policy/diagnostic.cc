@@ -8,21 +8,13 @@
 namespace aegis::policy {
 
 std::string Diagnostic::ToString() const {
-  const char* severity_name = severity == Severity::kError ? "error" : "warning";
-  if (location.line == 0) {
-    return common::StrCat(location.file, ": ", severity_name, "[", code, "]: ", message);
-  }
-  return common::StrCat(location.file, ":", location.line, ":", location.column, ": ",
-                        severity_name, "[", code, "]: ", message);
+  if (location.line == 0) return common::StrCat(location.file, ": error[", code, "]: ", message);
+  return common::StrCat(location.file, ":", location.line, ":", location.column, ": error[", code,
+                        "]: ", message);
 }
 
 void Diagnostics::Error(const Location& at, std::string code, std::string message) {
-  all_.push_back({Diagnostic::Severity::kError, std::move(code), std::move(message), at});
-  ++errors_;
-}
-
-void Diagnostics::Warning(const Location& at, std::string code, std::string message) {
-  all_.push_back({Diagnostic::Severity::kWarning, std::move(code), std::move(message), at});
+  all_.push_back({std::move(code), std::move(message), at});
 }
 
 std::vector<Diagnostic> Diagnostics::Sorted() const {

@@ -14,9 +14,8 @@ struct Location {
   int column = 0;
 };
 
+// Every diagnostic is an error: a bundle with any diagnostic does not compile.
 struct Diagnostic {
-  enum class Severity { kError, kWarning };
-  Severity severity = Severity::kError;
   std::string code;     // stable, kebab-case: unknown-key, wrong-type, duplicate-id, ...
   std::string message;  // one sentence for a human
   Location location;
@@ -28,17 +27,15 @@ struct Diagnostic {
 class Diagnostics {
  public:
   void Error(const Location& at, std::string code, std::string message);
-  void Warning(const Location& at, std::string code, std::string message);
 
-  bool has_errors() const { return errors_ > 0; }
-  int error_count() const { return errors_; }
+  bool has_errors() const { return !all_.empty(); }
+  int error_count() const { return static_cast<int>(all_.size()); }
   // Sorted by file, line, column, so output is stable whatever order stages ran in.
   std::vector<Diagnostic> Sorted() const;
   const std::vector<Diagnostic>& all() const { return all_; }
 
  private:
   std::vector<Diagnostic> all_;
-  int errors_ = 0;
 };
 
 }  // namespace aegis::policy
