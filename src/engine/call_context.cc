@@ -4,6 +4,7 @@
 
 #include "common/host.h"
 #include "expr/time_util.h"
+#include "policy/pattern.h"
 #include "common/strings.h"
 
 namespace aegis::engine {
@@ -17,16 +18,6 @@ namespace {
 std::string_view StringField(const Json& obj, std::string_view key) {
   const Json* j = obj.Find(key);
   return j && j->is_string() ? std::string_view(j->as_string()) : std::string_view();
-}
-
-bool IsValidName(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 int HexValue(char c) {
@@ -151,7 +142,7 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
     const std::string& key = member.key;
     Json& value = member.value;
     auto need_name = [&](std::string& out) -> common::Status {
-      if (!value.is_string() || !IsValidName(value.as_string())) {
+      if (!value.is_string() || !policy::IsValidName(value.as_string())) {
         return InvalidArgumentError(
             StrCat(key, " must be a string of 1-128 letters, digits and _ - . : /"));
       }

@@ -114,16 +114,6 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-bool IsValidName(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 bool IsValidNamePattern(std::string_view s) {
   if (s.empty() || s.size() > 128) return false;
   for (char c : s) {

@@ -4,6 +4,16 @@
 
 namespace aegis::policy {
 
+bool IsValidName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 bool GlobMatch(std::string_view pattern, std::string_view s) {
   // Iterative matcher with single backtrack point: O(len(pattern) * len(s)) worst case.
   size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;

@@ -9,6 +9,10 @@
 
 namespace aegis::policy {
 
+// Whether `s` is a valid name for a tenant, agent, tool, action or rule: 1-128 characters of
+// letters, digits and _ - . : /.
+bool IsValidName(std::string_view s);
+
 // An exact name, or a glob when it contains '*' (any run of characters) or '?' (one character).
 class NamePattern {
  public:
