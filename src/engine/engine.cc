@@ -99,11 +99,11 @@ std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& 
                      [&](const policy::HostPattern& h) { return h.Matches(host); })) {
       return reason::kHostNotInTool;
     }
-    if (agent->has_domain_scope &&
-        std::none_of(agent->allowed_domains.begin(), agent->allowed_domains.end(),
-                     [&](const policy::HostPattern& h) { return h.Matches(host); })) {
-      return reason::kDomainOutOfScope;
-    }
+    if (!agent->MayReachHost(host)) return reason::kDomainOutOfScope;
+  } else if (!agent->MayReachTool(tool)) {
+    // A call without a request (an SDK call naming the tool) still reaches the tool's hosts:
+    // the agent must be allowed at least one of them.
+    return reason::kDomainOutOfScope;
   }
   return {};
 }

@@ -148,6 +148,12 @@ TEST_F(EngineTest, ScopeChecksComeBeforeRules) {
   d = DecideJson(e, R"({"agent":"clinic-agent","tool":"stripe","action":"refund",
       "request":{"method":"POST","host":"api.stripe.com","path":"/v1/refunds/r1"}})");
   EXPECT_EQ(d.reasons[0].code, reason::kDomainOutOfScope);
+  // Naming the tool without a request does not get around the domain scope: the tool's hosts
+  // must be within it.
+  d = DecideJson(e, R"({"agent":"clinic-agent","tool":"stripe","action":"refund"})");
+  EXPECT_EQ(d.reasons[0].code, reason::kDomainOutOfScope);
+  d = DecideJson(e, R"({"agent":"clinic-agent","tool":"ehr"})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
 }
 
 TEST_F(EngineTest, ResolvesToolAndActionFromTheCatalog) {

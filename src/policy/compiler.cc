@@ -966,7 +966,7 @@ void Builder::FindUnreachableRules() {
     for (size_t i = 0; i < agents.size() && !reachable; ++i) {
       if (!r.agents.Matches(agents[i]->name)) continue;
       for (const Tool* t : rule_tools) {
-        if (agents[i]->MayUseTool(t->name)) {
+        if (agents[i]->MayUseTool(t->name) && agents[i]->MayReachTool(*t)) {
           reachable = true;
           break;
         }
@@ -975,8 +975,8 @@ void Builder::FindUnreachableRules() {
     if (!reachable && !agents.empty() && !tools.empty()) {
       d_.Error(r.location, "unreachable-rule",
                StrCat("rule ", r.id,
-                      " can never apply: no agent it matches may use any tool it matches, so "
-                      "the scope check denies those calls first"));
+                      " can never apply: no agent it matches may use (or reach the hosts of) any "
+                      "tool it matches, so the scope check denies those calls first"));
       continue;
     }
     // Shadowing: an unconditional deny rule covering this rule's whole match means this rule

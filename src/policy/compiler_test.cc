@@ -122,6 +122,21 @@ TEST(CompilerTest, FindsRulesOutsideEveryAgentsScope) {
                                                    "never can never apply")));
 }
 
+TEST(CompilerTest, FindsRulesOutsideEveryAgentsDomains) {
+  auto out = CompileOne(R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  ehr: {hosts: [ehr.internal]}
+agents:
+  research: {tools: [ehr], allowed_domains: ["*.research.internal"]}
+rules:
+  - {id: never, match: {agents: [research], tools: [ehr]}, effect: allow}
+)");
+  EXPECT_FALSE(out.policy);
+  EXPECT_THAT(Messages(out), ElementsAre(HasSubstr("error[unreachable-rule]: rule never can "
+                                                   "never apply")));
+}
+
 TEST(CompilerTest, FindsRulesShadowedByUnconditionalDeny) {
   auto out = CompileOne(std::string(kHeader) + R"(rules:
   - id: no-refunds

@@ -42,6 +42,18 @@ bool AgentProfile::MayUseTool(std::string_view tool) const {
                      [&](const NamePattern& p) { return p.Matches(tool); });
 }
 
+bool AgentProfile::MayReachHost(std::string_view host) const {
+  return !has_domain_scope ||
+         std::any_of(allowed_domains.begin(), allowed_domains.end(),
+                     [&](const HostPattern& d) { return d.Matches(host); });
+}
+
+bool AgentProfile::MayReachTool(const Tool& tool) const {
+  return !has_domain_scope || tool.hosts.empty() ||
+         std::any_of(tool.hosts.begin(), tool.hosts.end(),
+                     [&](const HostPattern& h) { return MayReachHost(h.text()); });
+}
+
 bool Matcher::Matches(std::string_view name) const {
   if (any) return true;
   for (const auto& p : patterns) {

@@ -58,6 +58,11 @@ struct AgentProfile {
   Location location;
 
   bool MayUseTool(std::string_view tool) const;
+  // Whether `host` is within the agent's domain scope (always, when it has none).
+  bool MayReachHost(std::string_view host) const;
+  // Whether some host of `tool` is within the agent's domain scope (always, when the agent has
+  // no domain scope or the tool declares no hosts).
+  bool MayReachTool(const Tool& tool) const;
 };
 
 // A match on one dimension: any, or a list of exact names and globs.
