@@ -42,46 +42,63 @@ struct PerThread {
   expr::EvalScratch scratch;
 };
 
-// Stage 3: fills tool and action from the catalog when the call did not name them.
+// The action of `tool` whose method and path pattern match the call's request, or null.
+const policy::Action* MatchAction(const policy::Tool& tool, const CallContext& call) {
+  std::string_view method = call.method();
+  std::string_view path = call.path();
+  if (path.empty()) return nullptr;
+  for (const auto& a : tool.actions) {
+    if (a.path.empty() || (!a.method.empty() && a.method != method)) continue;
+    if (a.path.Matches(path)) return &a;
+  }
+  return nullptr;
+}
+
+// Stage 3: fills tool and action from the catalog when the call did not name them. Among the
+// tools serving the request's host, the first (tenant's before bundle-wide, then by name) with
+// an action matching method and path wins; a host's tool without actions is the fallback.
 // Returns a refusal reason, or an empty view when resolved.
 std::string_view Resolve(const policy::CompiledPolicy& p, const CallContext& call,
                          Decision& d, const policy::Tool*& tool, const policy::Action*& action) {
-  if (!d.tool.empty()) {
-    tool = p.FindTool(d.tenant, d.tool);
-    if (!tool) return reason::kUnknownTool;
-  } else {
+  if (d.tool.empty()) {
     std::string_view host = call.host();
+    const policy::Tool* catch_all = nullptr;
     for (const policy::Scope* s : {p.FindScope(d.tenant), p.FindScope("")}) {
       if (!s || tool) continue;
       for (const auto& [name, t] : s->tools) {
-        for (const auto& h : t.hosts) {
-          if (h.Matches(host)) {
-            tool = &t;
-            break;
-          }
+        if (std::none_of(t.hosts.begin(), t.hosts.end(),
+                         [&](const policy::HostPattern& h) { return h.Matches(host); })) {
+          continue;
         }
-        if (tool) break;
+        if (t.actions.empty()) {
+          if (!catch_all) catch_all = &t;
+          continue;
+        }
+        if (const policy::Action* a = d.action.empty() ? MatchAction(t, call)
+                                                       : t.FindAction(d.action)) {
+          tool = &t;
+          action = a;
+          break;
+        }
       }
     }
+    if (!tool) tool = catch_all;
     if (!tool) return reason::kUnresolved;
     d.tool = tool->name;
+    if (action) d.action = action->name;
+    return {};
   }
+  tool = p.FindTool(d.tenant, d.tool);
+  if (!tool) return reason::kUnknownTool;
   if (tool->actions.empty()) return {};
   if (!d.action.empty()) {
     action = tool->FindAction(d.action);
     return action ? std::string_view() : reason::kUnknownAction;
   }
-  std::string_view method = call.method();
-  std::string_view path = call.path();
-  if (!path.empty()) {
-    for (const auto& a : tool->actions) {
-      if (a.path.empty() || (!a.method.empty() && a.method != method)) continue;
-      if (a.path.Matches(path)) {
-        action = &a;
-        d.action = a.name;
-        return {};
-      }
-    }
+  action = MatchAction(*tool, call);
+  if (action) {
+    d.action = action->name;
+    return {};
   }
   return call.host().empty() ? reason::kUnknownAction : reason::kUnresolved;
 }

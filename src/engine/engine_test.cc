@@ -177,6 +177,39 @@ TEST_F(EngineTest, ResolvesToolAndActionFromTheCatalog) {
   EXPECT_EQ(d.outcome, Effect::kDeny);
 }
 
+TEST_F(EngineTest, SeveralToolsMayShareAHost) {
+  Engine e(MustCompile({{"p.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  gh-issues:
+    hosts: [api.github.com]
+    actions: {create_issue: {method: POST, path: "/repos/{owner}/{repo}/issues"}}
+  gh-actions:
+    hosts: [api.github.com]
+    actions: {dispatch: {method: POST, path: "/repos/{owner}/{repo}/actions/workflows/{id}/dispatches"}}
+  gh-other: {hosts: [api.github.com]}
+agents:
+  ci: {tools: ["gh-*"]}
+rules:
+  - {id: issues, match: {tools: [gh-issues]}, effect: allow}
+  - {id: dispatch, match: {tools: [gh-actions]}, effect: approval_needed}
+)"}}));
+  auto d = DecideJson(e, R"({"agent":"ci","request":{"method":"POST","host":"api.github.com",
+      "path":"/repos/acme/app/actions/workflows/7/dispatches"}})");
+  EXPECT_EQ(d.tool, "gh-actions");
+  EXPECT_EQ(d.action, "dispatch");
+  EXPECT_EQ(RuleOf(d), "dispatch");
+  d = DecideJson(e, R"({"agent":"ci","request":{"method":"POST","host":"api.github.com",
+      "path":"/repos/acme/app/issues"}})");
+  EXPECT_EQ(d.tool, "gh-issues");
+  EXPECT_EQ(RuleOf(d), "issues");
+  // No action matches: the host's tool without actions takes it (and the default denies).
+  d = DecideJson(e, R"({"agent":"ci","request":{"method":"DELETE","host":"api.github.com",
+      "path":"/repos/acme/app"}})");
+  EXPECT_EQ(d.tool, "gh-other");
+  EXPECT_EQ(d.reasons[0].code, reason::kDefault);
+}
+
 TEST_F(EngineTest, DefaultEffectAppliesWhenNothingMatches) {
   Engine deny = Make(R"(rules:
   - id: only-big
