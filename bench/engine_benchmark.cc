@@ -162,7 +162,7 @@ std::optional<PolicyCase> LoadExample(const std::string& name, const std::string
   c.name = name;
   if (!Compile(c, dir)) return std::nullopt;
   aegis::engine::CallParseOptions opts;
-  opts.allow_identity = true;
+  opts.trusted = true;
   for (const auto& t : c.policy->tests) {
     auto call = aegis::engine::CallFromJson(t.input, kNowNanos, opts);
     if (!call.ok()) continue;
