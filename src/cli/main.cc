@@ -29,9 +29,11 @@ const char* const kUsageText =
     "usage: aegis <command> [arguments]\n"
     "\n"
     "commands:\n"
-    "  check <bundle-dir>                   validate a policy bundle; print every error\n"
-    "  test  <bundle-dir> [--verbose]       run the bundle's policy tests; list rules no test\n"
-    "                                       exercised\n"
+    "  check <bundle-dir>                   validate a policy bundle (a directory, or one file);\n"
+    "                                       print every error\n"
+    "  test  <bundle-dir> [--verbose] [--require-tested]\n"
+    "                                       run the bundle's policy tests; list rules no test\n"
+    "                                       exercised (a failure with --require-tested)\n"
     "  eval  <bundle-dir> --input <file|->  decide one call (decide-API JSON); print the decision\n"
     "  version                              print the version\n"
     "\n"
@@ -72,9 +74,12 @@ int Check(const std::vector<std::string>& args) {
 int Test(const std::vector<std::string>& args) {
   std::string dir;
   bool verbose = false;
+  bool require_tested = false;
   for (const auto& a : args) {
     if (a == "--verbose" || a == "-v") {
       verbose = true;
+    } else if (a == "--require-tested") {
+      require_tested = true;
     } else if (!a.empty() && a[0] == '-') {
       return Usage("unknown option " + a);
     } else if (dir.empty()) {
@@ -105,6 +110,11 @@ int Test(const std::vector<std::string>& args) {
             << " failed\n";
   if (report.results.empty()) {
     std::cout << p->name << ": the bundle has no tests\n";
+  }
+  if (require_tested && !report.unexercised.empty()) {
+    std::cout << p->name << ": " << report.unexercised.size()
+              << " rules not exercised by any test (--require-tested)\n";
+    return kFailed;
   }
   return report.failed() == 0 ? kOk : kFailed;
 }

@@ -45,8 +45,32 @@ std::vector<SourceFile> ReadBundleDir(const std::string& dir, const BundleLimits
                                       Diagnostics& diags) {
   std::vector<SourceFile> files;
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) {
+    // A single policy file is a bundle of one.
+    std::string ext = fs::path(dir).extension().string();
+    if (ext != ".yaml" && ext != ".yml" && ext != ".json") {
+      diags.Error({dir, 0, 0}, "not-a-bundle", "a policy file must end in .yaml, .yml or .json");
+      return files;
+    }
+    auto size = fs::file_size(dir, ec);
+    if (!ec && size > limits.document.max_file_bytes) {
+      diags.Error({dir, 0, 0}, "too-large",
+                  StrCat("file is ", size, " bytes; the limit is ",
+                         limits.document.max_file_bytes));
+      return files;
+    }
+    std::ifstream in(dir, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (ec || !in) {
+      diags.Error({dir, 0, 0}, "read-error", "cannot read file");
+      return files;
+    }
+    files.push_back({dir, std::move(text), fs::path(dir).filename().string()});
+    return files;
+  }
   if (!fs::is_directory(dir, ec)) {
-    diags.Error({dir, 0, 0}, "not-a-directory", "bundle path is not a directory");
+    diags.Error({dir, 0, 0}, "not-a-bundle",
+                "bundle path is neither a directory nor a .yaml, .yml or .json file");
     return files;
   }
   std::vector<fs::path> paths;
@@ -1073,6 +1097,7 @@ CompileOutput CompileBundle(const std::string& dir, const BundleLimits& limits) 
   auto files = ReadBundleDir(dir, limits, out.diagnostics);
   if (out.diagnostics.has_errors()) return out;
   std::string name = fs::path(dir).lexically_normal().filename().string();
+  if (fs::is_regular_file(dir)) name = fs::path(dir).stem().string();
   if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();
   return CompileFiles(files, name, limits);
 }

@@ -37,8 +37,8 @@ struct CompileOutput {
   Diagnostics diagnostics;
 };
 
-// Reads every *.yaml, *.yml and *.json file under `dir` (recursively, sorted by path). Reports
-// unreadable files, too many files or bytes, and an empty bundle.
+// Reads every *.yaml, *.yml and *.json file under `dir` (recursively, sorted by path), or the one
+// file `dir` names. Reports unreadable files, too many files or bytes, and an empty bundle.
 std::vector<SourceFile> ReadBundleDir(const std::string& dir, const BundleLimits& limits,
                                       Diagnostics& diags);
 

@@ -280,7 +280,10 @@ TEST(CompilerTest, ReadsBundleDirectoriesAndReportsMissingOnes) {
   EXPECT_TRUE(out.policy) << testing::PrintToString(Messages(out));
   auto missing = CompileBundle("/nonexistent/bundle");
   EXPECT_FALSE(missing.policy);
-  EXPECT_THAT(Messages(missing), ElementsAre(HasSubstr("error[not-a-directory]")));
+  EXPECT_THAT(Messages(missing), ElementsAre(HasSubstr("error[not-a-bundle]")));
+  auto one_file = CompileBundle("examples/quickstart/policy.yaml");
+  ASSERT_TRUE(one_file.policy) << testing::PrintToString(Messages(one_file));
+  EXPECT_EQ(one_file.policy->version, out.policy->version);
 }
 
 }  // namespace

@@ -133,6 +133,23 @@ class AegisCliTest(unittest.TestCase):
         self.assertIn("rule unlucky is not exercised by any test", r.stdout)
         self.assertIn("cli-test: 2 passed, 1 failed", r.stdout)
 
+    def test_require_tested_fails_on_untested_rules(self):
+        bundle = self.write("e/p.yaml", CATALOG + textwrap.dedent("""\
+            rules:
+              - {id: ok, match: {tools: [stripe]}, effect: allow}
+              - {id: big, match: {tools: [stripe]}, if: params.amount > 9, effect: deny}
+            tests:
+              - name: small
+                input: {agent: finance-agent, tool: stripe, action: create_payment, params: {amount: 1}}
+                expect: {decision: allow}
+            """))
+        r = run("test", os.path.join(self.dir, "e"))
+        self.assertEqual(r.returncode, 0, r.stdout)
+        r = run("test", bundle, "--require-tested")  # a single file is a bundle too
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("rule big is not exercised by any test", r.stdout)
+        self.assertIn("1 rules not exercised by any test (--require-tested)", r.stdout)
+
     def test_examples_pass(self):
         r = run("test", os.path.join(REPO, "examples", "quickstart"), "-v")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -188,7 +205,7 @@ class AegisCliTest(unittest.TestCase):
         self.assertIn("error[yaml-syntax]", r.stderr)
         r = run("check", os.path.join(self.dir, "missing"))
         self.assertEqual(r.returncode, 1)
-        self.assertIn("error[not-a-directory]", r.stderr)
+        self.assertIn("error[not-a-bundle]", r.stderr)
 
 
 if __name__ == "__main__":
