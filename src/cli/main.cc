@@ -34,7 +34,9 @@ const char* const kUsageText =
     "  test  <bundle-dir> [--verbose] [--require-tested]\n"
     "                                       run the bundle's policy tests; list rules no test\n"
     "                                       exercised (a failure with --require-tested)\n"
-    "  eval  <bundle-dir> --input <file|->  decide one call (decide-API JSON); print the decision\n"
+    "  eval  <bundle-dir> --input <file|-> [--explain]\n"
+    "                                       decide one call (decide-API JSON); print the decision\n"
+    "                                       (--explain: every rule that matched, on stderr)\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -121,8 +123,11 @@ int Test(const std::vector<std::string>& args) {
 
 int Eval(const std::vector<std::string>& args) {
   std::string dir, input;
+  bool explain = false;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--input" || args[i] == "-i") {
+    if (args[i] == "--explain") {
+      explain = true;
+    } else if (args[i] == "--input" || args[i] == "-i") {
       if (i + 1 >= args.size()) return Usage("--input needs a file name or -");
       input = args[++i];
     } else if (!args[i].empty() && args[i][0] == '-') {
@@ -155,7 +160,14 @@ int Eval(const std::vector<std::string>& args) {
     return kFailed;
   }
   engine::Engine engine(p);
-  std::cout << engine.Decide(*call).ToJson() << "\n";
+  engine::DecideTrace trace;
+  engine::Decision decision = engine.Decide(*call, explain ? &trace : nullptr);
+  std::cout << decision.ToJson() << "\n";
+  for (const auto* rule : trace.matched) {
+    std::cerr << "matched: " << rule->location.file << ":" << rule->location.line << ": rule "
+              << rule->id << " (" << policy::EffectName(rule->effect) << ")"
+              << (rule == decision.deciding_rule ? " decides" : "") << "\n";
+  }
   return kOk;
 }
 

@@ -166,6 +166,12 @@ class AegisCliTest(unittest.TestCase):
         self.assertEqual(d["reasons"][0]["rule"], "payment-ceiling")
         self.assertRegex(d["policy_version"], r"^[0-9a-f]{16}$")
         self.assertEqual(d["approval"]["quorum"], 2)
+        # --explain lists every matching rule on stderr; stdout stays the decision alone.
+        r = run("eval", os.path.join(REPO, "examples", "quickstart"), "--input", call, "--explain")
+        self.assertEqual(json.loads(r.stdout)["decision"], "approval_needed")
+        self.assertRegex(r.stderr, r"matched: .*policy.yaml:\d+: rule payment-ceiling "
+                                   r"\(approval_needed\) decides")
+        self.assertRegex(r.stderr, r"matched: .*policy.yaml:\d+: rule payments \(allow\)\n")
         # Same call on stdin.
         r = run("eval", os.path.join(REPO, "examples", "quickstart"), "--input", "-",
                 stdin=open(call).read())
