@@ -31,18 +31,23 @@ class Value {
 
   Value() = default;
   static Value Null() { return Value(); }
-  static Value Bool(bool b);
-  static Value Int(int64_t i);
-  static Value Uint(uint64_t u);
-  static Value Double(double d);
-  static Value String(std::string_view s);  // borrows s
-  static Value Timestamp(int64_t unix_nanos);
-  static Value Duration(int64_t nanos);
+  // Inline: the evaluator builds these on every step.
+  static Value Bool(bool b) { return Make(Kind::kBool, [&](Payload& p) { p.b = b; }); }
+  static Value Int(int64_t i) { return Make(Kind::kInt, [&](Payload& p) { p.i = i; }); }
+  static Value Uint(uint64_t u) { return Make(Kind::kUint, [&](Payload& p) { p.u = u; }); }
+  static Value Double(double d) { return Make(Kind::kDouble, [&](Payload& p) { p.d = d; }); }
+  static Value String(std::string_view s) { return Text(Kind::kString, s); }  // borrows s
+  static Value Timestamp(int64_t unix_nanos) {
+    return Make(Kind::kTimestamp, [&](Payload& p) { p.i = unix_nanos; });
+  }
+  static Value Duration(int64_t nanos) {
+    return Make(Kind::kDuration, [&](Payload& p) { p.i = nanos; });
+  }
   // Borrows `json` and converts lazily: objects are maps with string keys, arrays are lists,
   // numbers keep their int/double distinction, strings and booleans map directly.
   static Value FromJson(const common::Json& json);
   // An error value; `message` must outlive the value (static text or scratch-owned).
-  static Value Error(std::string_view message);
+  static Value Error(std::string_view message) { return Text(Kind::kError, message); }
 
   Kind kind() const { return kind_; }
   bool is_error() const { return kind_ == Kind::kError; }
@@ -65,6 +70,21 @@ class Value {
     } s;
     const void* p;
   };
+  template <typename Fill>
+  static Value Make(Kind kind, Fill fill) {
+    Value v;
+    v.kind_ = kind;
+    fill(v.u_);
+    return v;
+  }
+  static Value Text(Kind kind, std::string_view s) {
+    Value v;
+    v.kind_ = kind;
+    v.u_.s.data = s.data();
+    v.u_.s.size = s.size();
+    return v;
+  }
+
   Kind kind_ = Kind::kNull;
   uint8_t aux_ = 0;  // representation tag for lists and maps (JSON-backed or built)
   Payload u_{};
