@@ -512,7 +512,7 @@ class Parser {
         Fail("unterminated string");
         return false;
       }
-      unsigned char c = static_cast<unsigned char>(text_[pos_]);
+      auto c = static_cast<unsigned char>(text_[pos_]);
       if (c == '"') {
         ++pos_;
         return true;

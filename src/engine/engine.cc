@@ -18,7 +18,7 @@ namespace {
 // is per thread and seeded from the OS; decision ids are identifiers, not secrets.
 void NewDecisionId(std::array<char, 36>& out, int64_t now_unix_nanos) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t ms = static_cast<uint64_t>(now_unix_nanos / 1'000'000);
+  auto ms = static_cast<uint64_t>(now_unix_nanos / 1'000'000);
   uint64_t hi = (ms << 16) | 0x7000 | (rng() & 0x0FFF);
   uint64_t lo = (rng() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
   static constexpr char kHex[] = "0123456789abcdef";

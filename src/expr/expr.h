@@ -95,7 +95,7 @@ class Program {
 };
 
 struct CompileOptions {
-  size_t max_source_bytes = 16 * 1024;
+  size_t max_source_bytes = size_t{16} * 1024;
   int max_nesting = 64;           // parenthesis/call/member nesting
   size_t max_regex_program_size = 4096;  // RE2 program size limit for `matches` patterns
   // Whether common condition shapes get the fast path (src/expr/fast_path.h). Results are the

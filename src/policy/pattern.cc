@@ -116,8 +116,7 @@ bool PathPattern::Matches(std::string_view path,
     if (captures) captures->resize(captured);
     return false;
   };
-  for (size_t k = 0; k < segments_.size(); ++k) {
-    const Segment& s = segments_[k];
+  for (const Segment& s : segments_) {
     if (s.kind == Segment::Kind::kRest) return true;
     if (pos > path.size()) return fail();
     size_t end = path.find('/', pos);
