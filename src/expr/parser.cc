@@ -482,7 +482,7 @@ class Parser {
       return Fail(n.offset, "expr-limit",
                   "expression is nested too deeply (limit " + std::to_string(max_height_) + ")");
     }
-    ast_.nodes.push_back(std::move(n));
+    ast_.nodes.push_back(n);
     return static_cast<int32_t>(ast_.nodes.size() - 1);
   }
 
@@ -583,7 +583,7 @@ class Parser {
   int32_t Binary(BinOp op, uint32_t offset, int32_t l, int32_t r) {
     Node n = Make(NodeKind::kBinary, offset, l, r);
     n.op = op;
-    return Add(std::move(n));
+    return Add(n);
   }
 
   int32_t ParseRelation() {
@@ -656,7 +656,7 @@ class Parser {
         } else {
           Node n = Make(NodeKind::kSelect, dot, operand);
           n.name = id.text;
-          operand = Add(std::move(n));
+          operand = Add(n);
         }
       } else if (Peek().kind == Tok::kLBracket) {
         uint32_t offset = Advance().offset;
@@ -711,20 +711,20 @@ class Parser {
       Node n = Make(NodeKind::kComprehension, name.offset, args[0], args[2]);
       n.macro = macro;
       n.name = var.name;
-      return Add(std::move(n));
+      return Add(n);
     }
     Node n = Make(NodeKind::kCall, name.offset);
     n.name = fn;
     n.member_call = target >= 0;
     (void)open;
     SetArgs(n, args);
-    return Add(std::move(n));
+    return Add(n);
   }
 
   int32_t Literal(uint32_t offset, Value v) {
     Node n = Make(NodeKind::kLiteral, offset);
     n.value = v;
-    return Add(std::move(n));
+    return Add(n);
   }
 
   int32_t ParsePrimary() {
@@ -735,7 +735,7 @@ class Parser {
         if (Peek().kind == Tok::kLParen) return ParseCall(t, -1);
         Node n = Make(NodeKind::kIdent, t.offset);
         n.name = t.text;
-        return Add(std::move(n));
+        return Add(n);
       }
       case Tok::kLParen: {
         Advance();
@@ -757,7 +757,7 @@ class Parser {
         if (Expect(Tok::kRBracket, "']' or ','") < 0) return -1;
         Node n = Make(NodeKind::kList, t.offset);
         SetArgs(n, elems);
-        return Add(std::move(n));
+        return Add(n);
       }
       case Tok::kLBrace: {
         Advance();
@@ -776,7 +776,7 @@ class Parser {
         if (Expect(Tok::kRBrace, "'}' or ','") < 0) return -1;
         Node n = Make(NodeKind::kMap, t.offset);
         SetArgs(n, kv);
-        return Add(std::move(n));
+        return Add(n);
       }
       case Tok::kMinus: {
         // A signed numeric literal, so -9223372036854775808 is representable.

@@ -67,7 +67,8 @@ std::string RuleIndex::Key(std::string_view tenant, std::string_view tool,
   return common::StrCat(tenant, '\x1f', tool, '\x1f', action);
 }
 
-void RuleIndex::Add(std::string tenant, std::string tool, std::string action, const Rule* rule) {
+void RuleIndex::Add(std::string_view tenant, std::string_view tool, std::string_view action,
+                    const Rule* rule) {
   buckets_[Key(tenant, tool, action)].push_back(rule);
 }
 

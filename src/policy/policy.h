@@ -127,7 +127,8 @@ class RuleIndex {
   const std::vector<const Rule*>& Candidates(std::string_view tenant, std::string_view tool,
                                              std::string_view action) const;
 
-  void Add(std::string tenant, std::string tool, std::string action, const Rule* rule);
+  void Add(std::string_view tenant, std::string_view tool, std::string_view action,
+           const Rule* rule);
   void Finish();  // sorts buckets; call once after the last Add
 
  private:
