@@ -1,0 +1,46 @@
+// Metrics: the counters and histograms GET /metrics exposes in Prometheus text format.
+// Updates are lock-free (relaxed atomics); rendering reads a consistent-enough snapshot.
+#ifndef AEGIS_SERVICE_METRICS_H_
+#define AEGIS_SERVICE_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "policy/policy.h"
+
+namespace aegis::service {
+
+class Metrics {
+ public:
+  static constexpr int kFrontDoors = 4;  // FrontDoor values
+  static constexpr int kEffects = 4;     // policy::Effect values
+  // Upper bounds of the latency buckets, in seconds.
+  static constexpr std::array<double, 12> kLatencyBuckets = {
+      1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1};
+
+  // One decision: its front door (FrontDoor as int), its effect, whether enforced, and how long
+  // the decision took.
+  void RecordDecision(int front_door, policy::Effect effect, bool enforced, int64_t nanos);
+  // A request refused before any decision (malformed, too large, unknown route...).
+  void RecordBadRequest(int front_door);
+  void RecordReload(bool ok);
+
+  // Prometheus text exposition (version 0.0.4). `extra` is appended as is (gauges the caller
+  // owns, such as the active policy version).
+  std::string Render(const std::string& extra = "") const;
+
+ private:
+  std::array<std::array<std::atomic<int64_t>, kEffects * 2>, kFrontDoors> decisions_{};
+  std::array<std::atomic<int64_t>, kFrontDoors> bad_requests_{};
+  std::array<std::array<std::atomic<int64_t>, kLatencyBuckets.size() + 1>, kFrontDoors>
+      latency_buckets_{};
+  std::array<std::atomic<int64_t>, kFrontDoors> latency_sum_nanos_{};
+  std::atomic<int64_t> reloads_ok_{0};
+  std::atomic<int64_t> reloads_failed_{0};
+};
+
+}  // namespace aegis::service
+
+#endif  // AEGIS_SERVICE_METRICS_H_
