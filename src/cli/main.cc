@@ -12,6 +12,7 @@
 #include "engine/call_context.h"
 #include "engine/engine.h"
 #include "engine/policy_tests.h"
+#include "cli/serve.h"
 #include "policy/compiler.h"
 
 #ifndef AEGIS_VERSION
@@ -37,6 +38,8 @@ const char* const kUsageText =
     "  eval  <bundle-dir> --input <file|-> [--explain]\n"
     "                                       decide one call (decide-API JSON); print the decision\n"
     "                                       (--explain: every rule that matched, on stderr)\n"
+    "  serve [--config FILE] [--bundle DIR] [--http ADDR] [--grpc ADDR]\n"
+    "                                       run the decision service (docs/serve.md)\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -182,6 +185,7 @@ int main(int argc, char** argv) {
   if (command == "check") return Check(args);
   if (command == "test") return Test(args);
   if (command == "eval") return Eval(args);
+  if (command == "serve") return Serve(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;

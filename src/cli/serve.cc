@@ -1,0 +1,188 @@
+#include "cli/serve.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include "frontdoors/http_api.h"
+#include "net/http_server.h"
+#include "service/config.h"
+#include "service/decider.h"
+#include "service/metrics.h"
+#include "service/policy_store.h"
+#include "service/watcher.h"
+
+extern char** environ;
+
+namespace aegis::cli {
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+void Log(const service::Config& config, std::string_view level, const std::string& message) {
+  static constexpr std::string_view kLevels[] = {"debug", "info", "warn", "error"};
+  auto rank = [](std::string_view l) {
+    for (int i = 0; i < 4; ++i) {
+      if (kLevels[i] == l) return i;
+    }
+    return 1;
+  };
+  if (rank(level) < rank(config.log_level)) return;
+  std::cerr << "aegis: " << level << ": " << message << std::endl;
+}
+
+std::map<std::string, std::string> Environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+std::string HostOf(const std::string& address) {
+  std::string host;
+  int port;
+  return net::ParseHostPort(address, host, port).ok() ? host : address;
+}
+
+}  // namespace
+
+int Serve(const std::vector<std::string>& args) {
+  std::optional<std::string> config_path, bundle, http_listen, grpc_listen;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto value = [&](std::optional<std::string>& out) {
+      if (i + 1 >= args.size()) return false;
+      out = args[++i];
+      return true;
+    };
+    bool ok = true;
+    if (args[i] == "--config") {
+      ok = value(config_path);
+    } else if (args[i] == "--bundle") {
+      ok = value(bundle);
+    } else if (args[i] == "--http") {
+      ok = value(http_listen);
+    } else if (args[i] == "--grpc") {
+      ok = value(grpc_listen);
+    } else {
+      std::cerr << "aegis: serve: unknown argument " << args[i] << "\n";
+      return kUsage;
+    }
+    if (!ok) {
+      std::cerr << "aegis: serve: " << args[i] << " needs a value\n";
+      return kUsage;
+    }
+  }
+
+  service::Config config;
+  auto env = Environment();
+  if (!config_path && env.count("AEGIS_CONFIG")) config_path = env["AEGIS_CONFIG"];
+  if (config_path) {
+    common::Status st = service::LoadConfigFile(*config_path, config);
+    if (!st.ok()) {
+      std::cerr << st.message() << "\naegis: serve: the configuration has errors\n";
+      return kFailed;
+    }
+  }
+  service::ApplyEnvironment(env, config);
+  if (bundle) config.bundle = *bundle;
+  if (http_listen) config.http_listen = *http_listen;
+  if (grpc_listen) config.grpc_listen = *grpc_listen;
+
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    std::cerr << "aegis: serve: cannot create data_dir " << config.data_dir << ": "
+              << ec.message() << "\n";
+    return kFailed;
+  }
+
+  // Block the signals we handle before any thread starts, so every thread inherits the mask
+  // and only sigwait below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  service::Metrics metrics;
+  service::PolicyStore store(config.bundle, config.keep_versions);
+  common::Status loaded = store.Reload();
+  metrics.RecordReload(loaded.ok());
+  if (!loaded.ok()) {
+    std::cerr << loaded.message() << "\naegis: serve: the bundle " << config.bundle
+              << " has errors; not starting\n";
+    return kFailed;
+  }
+  service::Decider decider(store, metrics);
+  auto reload = [&]() {
+    common::Status st = store.Reload();
+    metrics.RecordReload(st.ok());
+    if (st.ok()) {
+      Log(config, "info",
+          "policy " + store.Active()->policy().name + " version " +
+              store.Active()->policy().version + " active");
+    } else {
+      Log(config, "error", "reload refused, the active version keeps serving:\n" + st.message());
+    }
+    return st;
+  };
+
+  frontdoors::HttpApi api(decider, store, reload, config.max_body_bytes);
+  net::HttpServerOptions http_options;
+  http_options.address = config.http_listen;
+  http_options.max_header_bytes = config.max_header_bytes;
+  http_options.max_body_bytes = config.max_body_bytes;
+  http_options.max_connections = config.max_connections;
+  http_options.idle_timeout = config.idle_timeout;
+  http_options.request_timeout = config.request_timeout;
+  http_options.on_refused = [&](int) {
+    metrics.RecordBadRequest(static_cast<int>(service::FrontDoor::kDecideApi));
+  };
+  net::HttpServer http(http_options, [&](const net::HttpRequest& req, net::HttpResponse& resp) {
+    api.Handle(req, resp);
+  });
+  common::Status started = http.Start();
+  if (!started.ok()) {
+    std::cerr << "aegis: serve: " << started.message() << "\n";
+    return kFailed;
+  }
+  std::cout << "aegis: http listening on " << HostOf(config.http_listen) << ":" << http.port()
+            << std::endl;
+
+  std::optional<service::BundleWatcher> watcher;
+  if (config.watch) {
+    watcher.emplace(config.bundle, config.debounce, [&] { (void)reload(); });
+    common::Status st = watcher->Start();
+    if (!st.ok()) Log(config, "warn", "not watching the bundle: " + st.message());
+  }
+  std::cout << "aegis: ready (policy " << store.Active()->policy().name << " version "
+            << store.Active()->policy().version << ")" << std::endl;
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      (void)reload();
+      continue;
+    }
+    break;
+  }
+  Log(config, "info", "draining");
+  if (watcher) watcher->Stop();
+  http.Stop(config.drain_timeout);
+  std::cout << "aegis: stopped" << std::endl;
+  return kOk;
+}
+
+}  // namespace aegis::cli

@@ -1,0 +1,311 @@
+#include "frontdoors/http_api.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/json.h"
+#include "common/strings.h"
+#include "expr/time_util.h"
+
+namespace aegis::frontdoors {
+
+namespace http = boost::beast::http;
+using common::Json;
+using common::StrCat;
+using service::FrontDoor;
+
+namespace {
+
+constexpr std::string_view kAuthzPrefix = "/v1/authz";
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool IsJson(const net::HttpRequest& request) {
+  auto it = request.find(http::field::content_type);
+  if (it == request.end()) return false;
+  std::string type = Lower(it->value());
+  return type == "application/json" || type.rfind("application/json;", 0) == 0;
+}
+
+std::string Timestamp(int64_t unix_nanos) {
+  std::string out;
+  expr::internal::AppendTimestamp(out, unix_nanos);
+  return out;
+}
+
+void JsonBody(int status, std::string body, net::HttpResponse& response) {
+  response.result(static_cast<unsigned>(status));
+  response.set(http::field::content_type, "application/json");
+  response.body() = std::move(body);
+}
+
+// Hop-by-hop headers and the ones that describe the authz subrequest itself, not the call.
+bool SkipHeader(std::string_view name) {
+  static constexpr std::string_view kSkip[] = {
+      "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection",
+      "content-length", "x-original-uri", "x-original-method", "x-original-host",
+      "x-aegis-agent", "x-aegis-tenant", "x-aegis-tool", "x-aegis-action"};
+  return std::find(std::begin(kSkip), std::end(kSkip), name) != std::end(kSkip);
+}
+
+}  // namespace
+
+void ErrorResponse(int status, std::string_view code, std::string_view message,
+                   net::HttpResponse& response) {
+  std::string body = "{\"error\":{\"code\":";
+  common::AppendJsonString(body, code);
+  body += ",\"message\":";
+  common::AppendJsonString(body, common::IsValidUtf8(message) ? message : "invalid request");
+  body += "}}";
+  JsonBody(status, std::move(body), response);
+}
+
+HttpApi::HttpApi(const service::Decider& decider, service::PolicyStore& store,
+                 std::function<common::Status()> reload, size_t max_body_bytes)
+    : decider_(decider),
+      store_(store),
+      reload_(std::move(reload)),
+      max_body_bytes_(max_body_bytes) {}
+
+void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& response) const {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  http::verb method = request.method();
+  auto only = [&](http::verb allowed, const char* allow) {
+    if (method == allowed) return true;
+    response.set(http::field::allow, allow);
+    ErrorResponse(405, "method_not_allowed", StrCat(path, " accepts ", allow), response);
+    return false;
+  };
+  if (path == kAuthzPrefix || path.rfind(StrCat(kAuthzPrefix, "/"), 0) == 0) {
+    return Authorize(request, response);
+  }
+  if (path == "/v1/decide") {
+    if (only(http::verb::post, "POST")) Decide(request, response);
+    return;
+  }
+  if (path == "/healthz") {
+    if (only(http::verb::get, "GET")) JsonBody(200, R"({"status":"ok"})", response);
+    return;
+  }
+  if (path == "/readyz") {
+    if (!only(http::verb::get, "GET")) return;
+    auto active = store_.Active();
+    if (!active) return ErrorResponse(503, "not_ready", "no policy is loaded yet", response);
+    std::string body = R"({"status":"ready","policy_version":)";
+    common::AppendJsonString(body, active->policy().version);
+    body += "}";
+    return JsonBody(200, std::move(body), response);
+  }
+  if (path == "/metrics") {
+    if (!only(http::verb::get, "GET")) return;
+    std::string extra;
+    if (auto active = store_.Active()) {
+      extra = "# HELP aegis_policy_info The active policy version.\n"
+              "# TYPE aegis_policy_info gauge\n";
+      extra += StrCat("aegis_policy_info{name=\"", active->policy().name, "\",version=\"",
+                      active->policy().version, "\"} 1\n");
+    }
+    response.set(http::field::content_type, "text/plain; version=0.0.4");
+    response.body() = decider_.metrics().Render(extra);
+    return;
+  }
+  if (path == "/v1/policy") {
+    if (only(http::verb::get, "GET")) PolicyInfo(response);
+    return;
+  }
+  if (path == "/v1/policy/versions") {
+    if (only(http::verb::get, "GET")) Versions(response);
+    return;
+  }
+  if (path == "/v1/policy/reload") {
+    if (only(http::verb::post, "POST")) Reload(response);
+    return;
+  }
+  if (path == "/v1/policy/rollback") {
+    if (only(http::verb::post, "POST")) Rollback(request, response);
+    return;
+  }
+  decider_.metrics().RecordBadRequest(static_cast<int>(FrontDoor::kDecideApi));
+  ErrorResponse(404, "not_found", "no such route", response);
+}
+
+void HttpApi::Respond(const engine::Decision& d, bool body_on_allow,
+                      net::HttpResponse& response) const {
+  int status = service::Decider::HttpStatus(d);
+  response.result(static_cast<unsigned>(status));
+  response.set("x-aegis-decision", std::string(policy::EffectName(d.outcome)));
+  response.set("x-aegis-decision-id", std::string(d.id_view()));
+  response.set("x-aegis-policy-version", d.policy->version);
+  response.set("x-aegis-enforced", d.enforced() ? "true" : "false");
+  if (status != 200 || body_on_allow) {
+    response.set(http::field::content_type, "application/json");
+    response.body() = d.ToJson();
+  }
+}
+
+void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& response) const {
+  constexpr int kDoor = static_cast<int>(FrontDoor::kDecideApi);
+  if (!IsJson(request)) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(415, "unsupported_media_type", "send the call as application/json",
+                         response);
+  }
+  if (!store_.Active()) return ErrorResponse(503, "not_ready", "no policy is loaded yet", response);
+  engine::CallParseOptions options;
+  options.json.max_bytes = max_body_bytes_;
+  auto call = engine::ParseCall(request.body(), service::Decider::NowUnixNanos(), options);
+  if (!call.ok()) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    bool too_large = call.status().code() == common::StatusCode::kResourceExhausted &&
+                     request.body().size() > max_body_bytes_;
+    return ErrorResponse(too_large ? 413 : 400, "invalid_call", call.status().message(),
+                         response);
+  }
+  Respond(decider_.Decide(*call, FrontDoor::kDecideApi), true, response);
+}
+
+void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& response) const {
+  constexpr int kDoor = static_cast<int>(FrontDoor::kAuthzHttp);
+  if (!store_.Active()) return ErrorResponse(503, "not_ready", "no policy is loaded yet", response);
+  auto header = [&](std::string_view name) -> std::string_view {
+    auto it = request.find(name);
+    return it == request.end() ? std::string_view() : std::string_view(it->value());
+  };
+  // nginx auth_request describes the original request in X-Original-*; Envoy's HTTP ext_authz
+  // sends it as the request itself, under the path prefix.
+  std::string method, path, host;
+  std::string_view original_uri = header("x-original-uri");
+  if (!original_uri.empty()) {
+    method = std::string(header("x-original-method"));
+    if (method.empty()) method = "GET";
+    path = std::string(original_uri);
+    host = std::string(header("x-original-host"));
+  } else {
+    method = std::string(request.method_string());
+    path = std::string(request.target().substr(kAuthzPrefix.size()));
+    if (path.empty() || path[0] != '/') path = "/" + path;
+  }
+  if (host.empty()) host = std::string(header("host"));
+
+  std::vector<Json::Member> call;
+  for (auto [name, key] : {std::pair{"x-aegis-agent", "agent"}, {"x-aegis-tenant", "tenant"},
+                           {"x-aegis-tool", "tool"}, {"x-aegis-action", "action"}}) {
+    std::string_view v = header(name);
+    if (!v.empty()) call.push_back({key, Json::String(std::string(v))});
+  }
+  Json headers = Json::EmptyObject();
+  for (const auto& field : request) {
+    std::string name = Lower(field.name_string());
+    if (SkipHeader(name)) continue;
+    std::string value(field.value());
+    if (const Json* prev = headers.Find(name)) value = StrCat(prev->as_string(), ", ", value);
+    headers.Set(std::move(name), Json::String(std::move(value)));
+  }
+  Json req = Json::EmptyObject();
+  req.Set("method", Json::String(method));
+  req.Set("host", Json::String(host));
+  req.Set("path", Json::String(path));
+  req.Set("headers", std::move(headers));
+  call.push_back({"request", std::move(req)});
+  if (!request.body().empty() && IsJson(request)) {
+    auto body = common::ParseJson(request.body(), {.max_bytes = max_body_bytes_, .max_depth = 64});
+    if (!body.ok() || !body->is_object()) {
+      decider_.metrics().RecordBadRequest(kDoor);
+      return ErrorResponse(400, "invalid_call",
+                           body.ok() ? "the JSON body must be an object" : body.status().message(),
+                           response);
+    }
+    call.push_back({"params", *std::move(body)});
+  }
+  auto object = Json::Object(std::move(call));
+  auto parsed = object.ok() ? engine::CallFromJson(*std::move(object),
+                                                    service::Decider::NowUnixNanos())
+                            : common::StatusOr<engine::CallContext>(object.status());
+  if (!parsed.ok()) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(400, "invalid_call", parsed.status().message(), response);
+  }
+  Respond(decider_.Decide(*parsed, FrontDoor::kAuthzHttp), false, response);
+}
+
+void HttpApi::PolicyInfo(net::HttpResponse& response) const {
+  auto state = store_.reload_state();
+  std::string body = "{";
+  if (auto active = store_.Active()) {
+    const auto& p = active->policy();
+    body += "\"name\":";
+    common::AppendJsonString(body, p.name);
+    body += ",\"version\":";
+    common::AppendJsonString(body, p.version);
+    body += ",\"loaded_at\":";
+    common::AppendJsonString(body, Timestamp(active->loaded_unix_nanos));
+    body += StrCat(",\"rules\":", p.rules.size(), ",\"tests\":", p.tests.size(), ",");
+  } else {
+    body += "\"version\":null,";
+  }
+  body += "\"bundle\":";
+  common::AppendJsonString(body, store_.bundle_path());
+  body += StrCat(",\"reloads\":{\"ok\":", state.reloads_ok, ",\"failed\":", state.reloads_failed,
+                 "},\"last_error\":");
+  if (state.last_error.empty()) {
+    body += "null";
+  } else {
+    body += "{\"at\":";
+    common::AppendJsonString(body, Timestamp(state.last_error_unix_nanos));
+    body += ",\"message\":";
+    common::AppendJsonString(body, state.last_error);
+    body += "}";
+  }
+  body += "}";
+  JsonBody(200, std::move(body), response);
+}
+
+void HttpApi::Versions(net::HttpResponse& response) const {
+  auto active = store_.Active();
+  std::string body = "{\"active\":";
+  if (active) {
+    common::AppendJsonString(body, active->policy().version);
+  } else {
+    body += "null";
+  }
+  body += ",\"versions\":[";
+  bool first = true;
+  for (const auto& v : store_.Versions()) {
+    if (!first) body += ",";
+    first = false;
+    body += "{\"version\":";
+    common::AppendJsonString(body, v->policy().version);
+    body += ",\"name\":";
+    common::AppendJsonString(body, v->policy().name);
+    body += ",\"loaded_at\":";
+    common::AppendJsonString(body, Timestamp(v->loaded_unix_nanos));
+    body += StrCat(",\"rules\":", v->policy().rules.size(),
+                   ",\"active\":", v == active ? "true" : "false", "}");
+  }
+  body += "]}";
+  JsonBody(200, std::move(body), response);
+}
+
+void HttpApi::Reload(net::HttpResponse& response) const {
+  common::Status st = reload_();
+  if (!st.ok()) return ErrorResponse(422, "invalid_policy", st.message(), response);
+  PolicyInfo(response);
+}
+
+void HttpApi::Rollback(const net::HttpRequest& request, net::HttpResponse& response) const {
+  auto body = common::ParseJson(request.body(), {.max_bytes = 4096, .max_depth = 4});
+  const Json* version = body.ok() ? body->Find("version") : nullptr;
+  if (!version || !version->is_string()) {
+    return ErrorResponse(400, "invalid_request", "send {\"version\": \"...\"}", response);
+  }
+  common::Status st = store_.Rollback(version->as_string());
+  if (!st.ok()) return ErrorResponse(404, "unknown_version", st.message(), response);
+  Versions(response);
+}
+
+}  // namespace aegis::frontdoors

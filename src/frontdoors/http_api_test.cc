@@ -1,0 +1,161 @@
+#include "frontdoors/http_api.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace aegis::frontdoors {
+namespace {
+
+namespace http = boost::beast::http;
+using ::testing::HasSubstr;
+
+class HttpApiTest : public ::testing::Test {
+ protected:
+  HttpApiTest()
+      : store_("examples/quickstart"),
+        decider_(store_, metrics_),
+        api_(decider_, store_, [this] { return store_.Reload(); }, 4096) {
+    EXPECT_TRUE(store_.Reload().ok());
+  }
+
+  net::HttpResponse Send(http::verb method, std::string target, std::string body = "",
+                         std::vector<std::pair<std::string, std::string>> headers = {
+                             {"content-type", "application/json"}}) {
+    net::HttpRequest req{method, target, 11};
+    for (auto& [k, v] : headers) req.set(k, v);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    net::HttpResponse resp;
+    resp.result(http::status::ok);
+    api_.Handle(req, resp);
+    return resp;
+  }
+
+  static common::Json Body(const net::HttpResponse& r) {
+    auto j = common::ParseJson(r.body());
+    EXPECT_TRUE(j.ok()) << r.body();
+    return j.ok() ? *j : common::Json();
+  }
+
+  service::PolicyStore store_;
+  service::Metrics metrics_;
+  service::Decider decider_;
+  HttpApi api_;
+};
+
+TEST_F(HttpApiTest, DecideAnswersWithStatusHeadersAndDecision) {
+  auto r = Send(http::verb::post, "/v1/decide",
+                R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                    "params":{"amount":120}})");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r["x-aegis-decision"], "allow");
+  EXPECT_EQ(r["x-aegis-policy-version"], store_.Active()->policy().version);
+  EXPECT_EQ(r["x-aegis-decision-id"].size(), 36u);
+  EXPECT_EQ(Body(r).Find("decision")->as_string(), "allow");
+
+  r = Send(http::verb::post, "/v1/decide",
+           R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+               "params":{"amount":7000}})");
+  EXPECT_EQ(r.result_int(), 403);
+  EXPECT_EQ(r["x-aegis-decision"], "approval_needed");
+  EXPECT_EQ(Body(r).Find("reasons")->as_array()[0].Find("rule")->as_string(), "payment-ceiling");
+}
+
+TEST_F(HttpApiTest, BadRequestsGetJsonErrorsAndNeverADecision) {
+  struct Case {
+    http::verb method;
+    std::string target, body, content_type;
+    int status;
+    std::string code;
+  } cases[] = {
+      {http::verb::post, "/v1/decide", R"({"agent":"a","agent":"b","tool":"t"})",
+       "application/json", 400, "invalid_call"},
+      {http::verb::post, "/v1/decide", "not json", "application/json", 400, "invalid_call"},
+      {http::verb::post, "/v1/decide", R"({"agent":"a","tool":"t"})", "text/plain", 415,
+       "unsupported_media_type"},
+      {http::verb::post, "/v1/decide", std::string(5000, ' ') + "{}", "application/json", 413,
+       "invalid_call"},
+      {http::verb::get, "/v1/decide", "", "application/json", 405, "method_not_allowed"},
+      {http::verb::get, "/nope", "", "application/json", 404, "not_found"},
+      {http::verb::post, "/v1/policy/rollback", "{}", "application/json", 400,
+       "invalid_request"},
+  };
+  for (const auto& c : cases) {
+    auto r = Send(c.method, c.target, c.body, {{"content-type", c.content_type}});
+    EXPECT_EQ(r.result_int(), c.status) << c.target << " " << c.body.substr(0, 40);
+    EXPECT_EQ(Body(r).Find("error")->Find("code")->as_string(), c.code);
+    EXPECT_EQ(r["x-aegis-decision"], "");
+  }
+}
+
+TEST_F(HttpApiTest, NginxAuthRequestShape) {
+  // nginx sends no body: the payment amount is unknown, so the approval rule's condition errs
+  // and fails safe; reading a payment needs no amount.
+  auto r = Send(http::verb::get, "/v1/authz", "",
+                {{"x-original-uri", "/v1/payment_intents"},
+                 {"x-original-method", "POST"},
+                 {"x-original-host", "api.stripe.com"},
+                 {"x-aegis-agent", "finance-agent"}});
+  EXPECT_EQ(r.result_int(), 403);
+  EXPECT_EQ(Body(r).Find("reasons")->as_array()[0].Find("code")->as_string(), "condition_error");
+  r = Send(http::verb::get, "/v1/authz", "",
+           {{"x-original-uri", "/v1/payment_intents/pi_123?expand=customer"},
+            {"x-original-method", "GET"},
+            {"x-original-host", "api.stripe.com"},
+            {"x-aegis-agent", "finance-agent"}});
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(r["x-aegis-decision"], "allow");
+  EXPECT_TRUE(r.body().empty());
+  r = Send(http::verb::get, "/v1/authz", "",
+           {{"x-original-uri", "/v1/payment_intents"},
+            {"x-original-method", "POST"},
+            {"x-original-host", "api.stripe.com"},
+            {"x-aegis-agent", "intern-bot"}});
+  EXPECT_EQ(r.result_int(), 403);
+  EXPECT_EQ(Body(r).Find("reasons")->as_array()[0].Find("code")->as_string(), "unknown_agent");
+  // A hostile original URI is bad input, not a decision.
+  r = Send(http::verb::get, "/v1/authz", "",
+           {{"x-original-uri", "/v1/../admin"}, {"x-original-host", "api.stripe.com"},
+            {"x-aegis-agent", "finance-agent"}});
+  EXPECT_EQ(r.result_int(), 400);
+}
+
+TEST_F(HttpApiTest, EnvoyHttpExtAuthzShapeWithBody) {
+  auto r = Send(http::verb::post, "/v1/authz/v1/payment_intents", R"({"amount":7000})",
+                {{"host", "api.stripe.com"},
+                 {"content-type", "application/json"},
+                 {"x-aegis-agent", "finance-agent"}});
+  EXPECT_EQ(r.result_int(), 403);
+  EXPECT_EQ(r["x-aegis-decision"], "approval_needed");
+  r = Send(http::verb::post, "/v1/authz/v1/payment_intents", R"([1])",
+           {{"host", "api.stripe.com"},
+            {"content-type", "application/json"},
+            {"x-aegis-agent", "finance-agent"}});
+  EXPECT_EQ(r.result_int(), 400);
+}
+
+TEST_F(HttpApiTest, PolicyEndpointsAndHealth) {
+  auto r = Send(http::verb::get, "/v1/policy");
+  EXPECT_EQ(Body(r).Find("name")->as_string(), "quickstart");
+  EXPECT_TRUE(Body(r).Find("last_error")->is_null());
+  r = Send(http::verb::get, "/v1/policy/versions");
+  EXPECT_EQ(Body(r).Find("versions")->as_array().size(), 1u);
+  r = Send(http::verb::post, "/v1/policy/rollback", R"({"version":"0000"})");
+  EXPECT_EQ(r.result_int(), 404);
+  r = Send(http::verb::post, "/v1/policy/reload");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(Send(http::verb::get, "/healthz").result_int(), 200);
+  EXPECT_EQ(Send(http::verb::get, "/readyz").result_int(), 200);
+  Send(http::verb::post, "/v1/decide", R"({"agent":"finance-agent","tool":"stripe",
+                                           "action":"create_payment"})");
+  r = Send(http::verb::get, "/metrics");
+  EXPECT_THAT(r.body(), HasSubstr("aegis_decisions_total{front_door=\"decide_api\""));
+  EXPECT_THAT(r.body(), HasSubstr("aegis_policy_info{name=\"quickstart\""));
+}
+
+}  // namespace
+}  // namespace aegis::frontdoors

@@ -1,0 +1,159 @@
+#include "service/config.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "common/strings.h"
+#include "policy/document.h"
+
+namespace aegis::service {
+
+using common::StrCat;
+using policy::DocNode;
+
+namespace {
+
+class ConfigReader {
+ public:
+  ConfigReader(Config& config, policy::Diagnostics& diags) : c_(config), d_(diags) {}
+
+  void Read(const DocNode& root) {
+    if (root.kind == DocNode::Kind::kNull) return;  // an empty file means all defaults
+    if (!root.is_map()) return Error(root, "wrong-type", "the configuration must be a map");
+    for (const auto& m : root.members) {
+      const std::string& k = m.key.scalar;
+      if (k == "bundle") {
+        String(m.value, c_.bundle);
+      } else if (k == "data_dir") {
+        String(m.value, c_.data_dir);
+      } else if (k == "log_level") {
+        if (String(m.value, c_.log_level) && c_.log_level != "debug" && c_.log_level != "info" &&
+            c_.log_level != "warn" && c_.log_level != "error") {
+          Error(m.value, "wrong-value", "log_level must be debug, info, warn or error");
+        }
+      } else if (k == "listeners") {
+        Section(m.value, "listeners", [&](const std::string& key, const DocNode& v) {
+          if (key == "http") return String(v, c_.http_listen);
+          if (key == "grpc") return String(v, c_.grpc_listen);
+          return false;
+        });
+      } else if (k == "limits") {
+        Section(m.value, "limits", [&](const std::string& key, const DocNode& v) {
+          if (key == "max_header_bytes") return Size(v, c_.max_header_bytes, 1024, 1 << 20);
+          if (key == "max_body_bytes") return Size(v, c_.max_body_bytes, 1024, 64 << 20);
+          if (key == "max_connections") return Size(v, c_.max_connections, 1, 1'000'000);
+          if (key == "idle_timeout_ms") return Millis(v, c_.idle_timeout);
+          if (key == "request_timeout_ms") return Millis(v, c_.request_timeout);
+          if (key == "drain_timeout_ms") return Millis(v, c_.drain_timeout);
+          return false;
+        });
+      } else if (k == "policy") {
+        Section(m.value, "policy", [&](const std::string& key, const DocNode& v) {
+          if (key == "keep_versions") return Size(v, c_.keep_versions, 1, 1000);
+          if (key == "watch") return Bool(v, c_.watch);
+          if (key == "debounce_ms") return Millis(v, c_.debounce);
+          return false;
+        });
+      } else {
+        Error(m.key, "unknown-key",
+              StrCat("unknown key \"", k,
+                     "\" (allowed: bundle, data_dir, log_level, listeners, limits, policy)"));
+      }
+    }
+  }
+
+ private:
+  void Error(const DocNode& at, std::string code, std::string message) {
+    d_.Error(at.location, std::move(code), std::move(message));
+  }
+
+  template <typename F>
+  void Section(const DocNode& n, std::string_view name, F field) {
+    if (!n.is_map()) return Error(n, "wrong-type", StrCat(name, " must be a map"));
+    for (const auto& m : n.members) {
+      bool known = field(m.key.scalar, m.value);
+      if (!known) {
+        Error(m.key, "unknown-key", StrCat("unknown key \"", m.key.scalar, "\" in ", name));
+      }
+    }
+  }
+
+  bool String(const DocNode& n, std::string& out) {
+    if (!n.is_scalar() || n.scalar.empty()) {
+      Error(n, "wrong-type", "expected a non-empty string");
+      return true;
+    }
+    out = n.scalar;
+    return true;
+  }
+
+  bool Integer(const DocNode& n, int64_t& out, int64_t lo, int64_t hi) {
+    common::Json j;
+    policy::Diagnostics scratch;
+    if (!n.is_scalar() || n.quoted || !policy::ToJson(n, j, scratch) || !j.is_int() ||
+        j.as_int() < lo || j.as_int() > hi) {
+      Error(n, "wrong-value", StrCat("expected an integer from ", lo, " to ", hi));
+      return false;
+    }
+    out = j.as_int();
+    return true;
+  }
+
+  bool Size(const DocNode& n, size_t& out, int64_t lo, int64_t hi) {
+    int64_t v;
+    if (Integer(n, v, lo, hi)) out = static_cast<size_t>(v);
+    return true;
+  }
+
+  bool Millis(const DocNode& n, std::chrono::milliseconds& out) {
+    int64_t v;
+    if (Integer(n, v, 0, 86'400'000)) out = std::chrono::milliseconds(v);
+    return true;
+  }
+
+  bool Bool(const DocNode& n, bool& out) {
+    if (!n.is_scalar() || n.quoted || (n.scalar != "true" && n.scalar != "false")) {
+      Error(n, "wrong-type", "expected true or false");
+      return true;
+    }
+    out = n.scalar == "true";
+    return true;
+  }
+
+  Config& c_;
+  policy::Diagnostics& d_;
+};
+
+}  // namespace
+
+common::Status LoadConfigFile(const std::string& path, Config& config) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return common::NotFoundError(StrCat("cannot read configuration file ", path));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  policy::Diagnostics diags;
+  DocNode root;
+  if (policy::ParseDocument(path, text, {}, root, diags)) {
+    ConfigReader(config, diags).Read(root);
+  }
+  if (!diags.has_errors()) return common::OkStatus();
+  std::string errors;
+  for (const auto& d : diags.Sorted()) {
+    if (!errors.empty()) errors.push_back('\n');
+    errors += d.ToString();
+  }
+  return common::InvalidArgumentError(errors);
+}
+
+void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& config) {
+  auto apply = [&](const char* name, std::string& field) {
+    auto it = env.find(name);
+    if (it != env.end() && !it->second.empty()) field = it->second;
+  };
+  apply("AEGIS_BUNDLE", config.bundle);
+  apply("AEGIS_DATA_DIR", config.data_dir);
+  apply("AEGIS_LOG_LEVEL", config.log_level);
+  apply("AEGIS_HTTP_LISTEN", config.http_listen);
+  apply("AEGIS_GRPC_LISTEN", config.grpc_listen);
+}
+
+}  // namespace aegis::service

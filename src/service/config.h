@@ -1,0 +1,42 @@
+// Config: what `aegis serve` reads from aegis.yaml, the environment and its flags
+// (docs/serve.md). Every field has a default that serves.
+#ifndef AEGIS_SERVICE_CONFIG_H_
+#define AEGIS_SERVICE_CONFIG_H_
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace aegis::service {
+
+struct Config {
+  std::string bundle = "examples/quickstart";
+  std::string data_dir = "data";
+  std::string log_level = "info";
+  std::string http_listen = "127.0.0.1:8181";
+  std::string grpc_listen = "127.0.0.1:9191";
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1 << 20;
+  size_t max_connections = 10000;
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds drain_timeout{10000};
+  size_t keep_versions = 10;
+  bool watch = true;
+  std::chrono::milliseconds debounce{200};
+};
+
+// Reads `path` (YAML) over the defaults. Unknown keys, wrong types and out-of-range values are
+// errors, reported all at once as "file:line:col: error[code]: message" lines.
+common::Status LoadConfigFile(const std::string& path, Config& config);
+
+// Applies AEGIS_BUNDLE, AEGIS_DATA_DIR, AEGIS_LOG_LEVEL, AEGIS_HTTP_LISTEN, AEGIS_GRPC_LISTEN
+// from `env` (name → value).
+void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& config);
+
+}  // namespace aegis::service
+
+#endif  // AEGIS_SERVICE_CONFIG_H_

@@ -1,0 +1,51 @@
+#include "service/decider.h"
+
+#include <chrono>
+
+namespace aegis::service {
+
+std::string_view FrontDoorName(FrontDoor f) {
+  switch (f) {
+    case FrontDoor::kDecideApi:
+      return "decide_api";
+    case FrontDoor::kAuthzHttp:
+      return "authz_http";
+    case FrontDoor::kExtAuthzGrpc:
+      return "extauthz_grpc";
+    case FrontDoor::kCli:
+      return "cli";
+  }
+  return "unknown";
+}
+
+int64_t Decider::NowUnixNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor front_door) const {
+  auto start = std::chrono::steady_clock::now();
+  // One load: the whole decision uses this version, whatever reloads happen meanwhile.
+  std::shared_ptr<const PolicyVersion> version = store_.Active();
+  engine::Decision d = version->engine->Decide(call);
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::steady_clock::now() - start)
+                   .count();
+  metrics_.RecordDecision(static_cast<int>(front_door), d.outcome, d.enforced(), nanos);
+  return d;
+}
+
+int Decider::HttpStatus(const engine::Decision& d) {
+  switch (d.effective()) {
+    case policy::Effect::kAllow:
+    case policy::Effect::kSanitize:
+      return 200;
+    case policy::Effect::kApprovalNeeded:
+    case policy::Effect::kDeny:
+      return 403;
+  }
+  return 403;
+}
+
+}  // namespace aegis::service
