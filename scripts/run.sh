@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
-# `make run`: shows Aegis deciding on the quickstart policy with its embedded defaults.
-# The long-running server (`aegis serve`) arrives with the decision-service issue; until then
-# this checks the bundle, runs its policy tests, and decides two sample calls.
+# `make run`: runs the gateway on its embedded defaults — the quickstart policy, the HTTP API on
+# 127.0.0.1:8181 — until Ctrl-C. Override with AEGIS_BUNDLE, AEGIS_HTTP_LISTEN, ... or
+# AEGIS_CONFIG=aegis.yaml (docs/serve.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-aegis=build/release/src/cli/aegis
-bundle=${AEGIS_BUNDLE:-examples/quickstart}
-
-echo "== aegis check $bundle"
-$aegis check "$bundle"
-echo
-echo "== aegis test $bundle"
-$aegis test "$bundle" --verbose
-for amount in 120 7000; do
-  call="{\"agent\":\"finance-agent\",\"tool\":\"stripe\",\"action\":\"create_payment\",\"params\":{\"amount\":$amount}}"
-  echo
-  echo "== aegis eval $bundle <<< $call"
-  echo "$call" | $aegis eval "$bundle" --input -
-done
+cat <<'TEXT'
+Try, from another terminal:
+  curl -s -X POST localhost:8181/v1/decide -H 'content-type: application/json' \
+    -d '{"agent":"finance-agent","tool":"stripe","action":"create_payment","params":{"amount":7000}}'
+  curl -s localhost:8181/v1/policy
+TEXT
+exec build/release/src/cli/aegis serve "$@"
