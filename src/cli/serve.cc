@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "frontdoors/extauthz_grpc.h"
 #include "frontdoors/http_api.h"
 #include "net/http_server.h"
 #include "service/config.h"
@@ -159,6 +160,16 @@ int Serve(const std::vector<std::string>& args) {
   }
   std::cout << "aegis: http listening on " << HostOf(config.http_listen) << ":" << http.port()
             << std::endl;
+  frontdoors::GrpcServerOptions grpc_options;
+  grpc_options.max_body_bytes = config.max_body_bytes;
+  auto grpc = frontdoors::StartGrpcServer(config.grpc_listen, decider, grpc_options);
+  if (!grpc.ok()) {
+    std::cerr << "aegis: serve: " << grpc.status().message() << "\n";
+    http.Stop(std::chrono::milliseconds(0));
+    return kFailed;
+  }
+  std::cout << "aegis: grpc listening on " << HostOf(config.grpc_listen) << ":" << (*grpc)->port()
+            << std::endl;
 
   std::optional<service::BundleWatcher> watcher;
   if (config.watch) {
@@ -181,6 +192,7 @@ int Serve(const std::vector<std::string>& args) {
   Log(config, "info", "draining");
   if (watcher) watcher->Stop();
   http.Stop(config.drain_timeout);
+  (*grpc)->Shutdown(config.drain_timeout);
   std::cout << "aegis: stopped" << std::endl;
   return kOk;
 }
