@@ -55,6 +55,13 @@ Json Json::Array(std::vector<Json> items) {
   return j;
 }
 
+Json Json::SortedObject(std::vector<Member> members) {
+  Json j;
+  j.kind_ = Kind::kObject;
+  j.object_ = std::move(members);
+  return j;
+}
+
 Json Json::EmptyObject() {
   Json j;
   j.kind_ = Kind::kObject;
@@ -154,7 +161,12 @@ std::string FormatDouble(double d) {
 void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  for (unsigned char c : s) {
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + start, i - start);
+    start = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -177,16 +189,13 @@ void AppendJsonString(std::string& out, std::string_view s) {
       case '\f':
         out += "\\f";
         break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+      default:  // the other control characters
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
     }
   }
+  out.append(s.data() + start, s.size() - start);
   out.push_back('"');
 }
 
@@ -296,9 +305,12 @@ void AppendUtf8(std::string& out, uint32_t cp) {
   }
 }
 
-class Parser {
+}  // namespace
+
+// Declared a friend of Json (for SortedObject); not part of the API.
+class JsonParser {
  public:
-  Parser(std::string_view text, const JsonLimits& limits) : text_(text), limits_(limits) {}
+  JsonParser(std::string_view text, const JsonLimits& limits) : text_(text), limits_(limits) {}
 
   StatusOr<Json> ParseDocument() {
     SkipWhitespace();
@@ -396,6 +408,8 @@ class Parser {
     ++pos_;  // '{'
     std::vector<Json::Member> members;
     std::vector<size_t> key_positions;
+    members.reserve(8);  // most objects are small; growing moves every member
+    key_positions.reserve(8);
     SkipWhitespace();
     if (pos_ < text_.size() && text_[pos_] == '}') {
       ++pos_;
@@ -433,20 +447,51 @@ class Parser {
       Fail("expected ',' or '}' in an object");
       return false;
     }
-    // Sorting finds duplicates in O(n log n); a hostile object with many keys cannot make this
-    // quadratic. The error points at the later of the two occurrences.
-    std::vector<size_t> order(members.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return members[a].key < members[b].key; });
-    for (size_t i = 1; i < order.size(); ++i) {
-      if (members[order[i]].key == members[order[i - 1]].key) {
-        pos_ = key_positions[order[i]];
-        Fail(StrCat("duplicate key \"", members[order[i]].key, "\""));
+    // One sort puts the members in key order and finds duplicates in O(n log n): a hostile
+    // object with many keys cannot make this quadratic. The error points at the later of the
+    // two occurrences.
+    // Members and their key positions are sorted together (small objects by insertion sort, no
+    // allocation; larger ones through an index), stable so the later duplicate is reported.
+    if (members.size() <= 32) {
+      uint8_t order[32];
+      for (size_t i = 0; i < members.size(); ++i) {
+        size_t j = i;
+        for (; j > 0 && members[i].key < members[order[j - 1]].key; --j) order[j] = order[j - 1];
+        order[j] = static_cast<uint8_t>(i);
+      }
+      std::vector<Json::Member> sorted;
+      sorted.reserve(members.size());
+      size_t positions[32];
+      for (size_t i = 0; i < members.size(); ++i) {
+        sorted.push_back(std::move(members[order[i]]));
+        positions[i] = key_positions[order[i]];
+      }
+      for (size_t i = 0; i < sorted.size(); ++i) key_positions[i] = positions[i];
+      members = std::move(sorted);
+    } else {
+      std::vector<size_t> order(members.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return members[a].key < members[b].key; });
+      std::vector<Json::Member> sorted;
+      std::vector<size_t> positions;
+      sorted.reserve(members.size());
+      positions.reserve(members.size());
+      for (size_t i : order) {
+        sorted.push_back(std::move(members[i]));
+        positions.push_back(key_positions[i]);
+      }
+      members = std::move(sorted);
+      key_positions = std::move(positions);
+    }
+    for (size_t i = 1; i < members.size(); ++i) {
+      if (members[i].key == members[i - 1].key) {
+        pos_ = key_positions[i];
+        Fail(StrCat("duplicate key \"", members[i].key, "\""));
         return false;
       }
     }
-    out = *Json::Object(std::move(members));
+    out = Json::SortedObject(std::move(members));
     return true;
   }
 
@@ -508,6 +553,31 @@ class Parser {
   bool ParseString(std::string& out) {
     ++pos_;  // opening quote
     while (true) {
+      // Copy the run of plain ASCII (no quote, backslash or control byte) in one append.
+      size_t run = pos_;
+      // Eight bytes at a time while none is special, then byte by byte.
+      while (run + 8 <= text_.size()) {
+        uint64_t w;
+        std::memcpy(&w, text_.data() + run, 8);
+        constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+        uint64_t below_space = (w - kOnes * 0x20) & ~w;
+        uint64_t quote = w ^ (kOnes * '"');
+        uint64_t backslash = w ^ (kOnes * '\\');
+        uint64_t special = (below_space | w | ((quote - kOnes) & ~quote) |
+                            ((backslash - kOnes) & ~backslash)) &
+                           kHigh;
+        if (special) break;
+        run += 8;
+      }
+      while (run < text_.size()) {
+        auto b = static_cast<unsigned char>(text_[run]);
+        if (b < 0x20 || b >= 0x80 || b == '"' || b == '\\') break;
+        ++run;
+      }
+      if (run > pos_) {
+        out.append(text_.data() + pos_, run - pos_);
+        pos_ = run;
+      }
       if (pos_ >= text_.size()) {
         Fail("unterminated string");
         return false;
@@ -659,15 +729,13 @@ class Parser {
   Status error_;
 };
 
-}  // namespace
-
 StatusOr<Json> ParseJson(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
     return ResourceExhaustedError(
         StrCat("JSON document of ", text.size(), " bytes exceeds the limit of ",
                      limits.max_bytes, " bytes"));
   }
-  return Parser(text, limits).ParseDocument();
+  return JsonParser(text, limits).ParseDocument();
 }
 
 }  // namespace aegis::common

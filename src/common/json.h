@@ -99,6 +99,10 @@ class Json {
   friend bool operator==(const Json& a, const Json& b);
 
  private:
+  // Members already sorted by key and distinct, as the parser has checked.
+  static Json SortedObject(std::vector<Member> members);
+  friend class JsonParser;
+
   Kind kind_ = Kind::kNull;
   bool bool_ = false;
   int64_t int_ = 0;
@@ -112,6 +116,8 @@ struct Json::Member {
   std::string key;
   Json value;
 };
+
+class JsonParser;
 
 struct JsonLimits {
   size_t max_bytes = 1 << 20;  // 1 MiB
