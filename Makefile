@@ -29,8 +29,12 @@ unit-asan: build-asan
 test: unit unit-asan
 	@echo "make test: all suites passed"
 
+# Engine and condition benchmarks with Cedar and cel-js; the HTTP decide API against nginx;
+# Envoy ext_authz gRPC Check. Each prints its table; none asserts.
 bench: build
 	@scripts/bench.sh
+	@scripts/bench-http.sh
+	@scripts/bench-grpc.sh
 
 FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz
 FUZZ_SECONDS ?= 60
