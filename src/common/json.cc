@@ -407,8 +407,8 @@ class JsonParser {
     if (!EnterNesting(depth)) return false;
     ++pos_;  // '{'
     std::vector<Json::Member> members;
-    std::vector<size_t> key_positions;
     members.reserve(8);  // most objects are small; growing moves every member
+    std::vector<size_t> key_positions;  // by original order, for the duplicate-key message
     key_positions.reserve(8);
     SkipWhitespace();
     if (pos_ < text_.size() && text_[pos_] == '}') {
@@ -423,8 +423,8 @@ class JsonParser {
         return false;
       }
       key_positions.push_back(pos_);
-      std::string key;
-      if (!ParseString(key)) return false;
+      Json::Member& m = members.emplace_back();  // parsed in place, never moved on the way
+      if (!ParseString(m.key)) return false;
       SkipWhitespace();
       if (pos_ >= text_.size() || text_[pos_] != ':') {
         Fail("expected ':' after an object key");
@@ -432,9 +432,7 @@ class JsonParser {
       }
       ++pos_;
       SkipWhitespace();
-      Json value;
-      if (!ParseValue(value, depth)) return false;
-      members.push_back({std::move(key), std::move(value)});
+      if (!ParseValue(m.value, depth)) return false;
       SkipWhitespace();
       if (pos_ < text_.size() && text_[pos_] == ',') {
         ++pos_;
@@ -447,49 +445,42 @@ class JsonParser {
       Fail("expected ',' or '}' in an object");
       return false;
     }
-    // One sort puts the members in key order and finds duplicates in O(n log n): a hostile
-    // object with many keys cannot make this quadratic. The error points at the later of the
-    // two occurrences.
-    // Members and their key positions are sorted together (small objects by insertion sort, no
-    // allocation; larger ones through an index), stable so the later duplicate is reported.
-    if (members.size() <= 32) {
-      uint8_t order[32];
-      for (size_t i = 0; i < members.size(); ++i) {
+    // Sort an index by key (insertion sort for small objects, a stable sort otherwise), so
+    // duplicates are adjacent, in O(n log n) even for a hostile object with many keys; equal
+    // keys keep their order, so the error points at the later occurrence.
+    std::vector<uint32_t> order(members.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto less = [&](uint32_t a, uint32_t b) { return members[a].key < members[b].key; };
+    if (order.size() <= 32) {
+      for (size_t i = 1; i < order.size(); ++i) {
+        uint32_t v = order[i];
         size_t j = i;
-        for (; j > 0 && members[i].key < members[order[j - 1]].key; --j) order[j] = order[j - 1];
-        order[j] = static_cast<uint8_t>(i);
+        for (; j > 0 && less(v, order[j - 1]); --j) order[j] = order[j - 1];
+        order[j] = v;
       }
-      std::vector<Json::Member> sorted;
-      sorted.reserve(members.size());
-      size_t positions[32];
-      for (size_t i = 0; i < members.size(); ++i) {
-        sorted.push_back(std::move(members[order[i]]));
-        positions[i] = key_positions[order[i]];
-      }
-      for (size_t i = 0; i < sorted.size(); ++i) key_positions[i] = positions[i];
-      members = std::move(sorted);
     } else {
-      std::vector<size_t> order(members.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return members[a].key < members[b].key; });
-      std::vector<Json::Member> sorted;
-      std::vector<size_t> positions;
-      sorted.reserve(members.size());
-      positions.reserve(members.size());
-      for (size_t i : order) {
-        sorted.push_back(std::move(members[i]));
-        positions.push_back(key_positions[i]);
-      }
-      members = std::move(sorted);
-      key_positions = std::move(positions);
+      std::stable_sort(order.begin(), order.end(), less);
     }
-    for (size_t i = 1; i < members.size(); ++i) {
-      if (members[i].key == members[i - 1].key) {
-        pos_ = key_positions[i];
-        Fail(StrCat("duplicate key \"", members[i].key, "\""));
+    for (size_t i = 1; i < order.size(); ++i) {
+      if (members[order[i]].key == members[order[i - 1]].key) {
+        pos_ = key_positions[order[i]];
+        Fail(StrCat("duplicate key \"", members[order[i]].key, "\""));
         return false;
       }
+    }
+    // Apply the permutation in place, one cycle at a time: members[i] = old members[order[i]].
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i] == i) continue;
+      Json::Member held = std::move(members[i]);
+      size_t j = i;
+      while (order[j] != i) {
+        size_t from = order[j];
+        members[j] = std::move(members[from]);
+        order[j] = static_cast<uint32_t>(j);
+        j = from;
+      }
+      members[j] = std::move(held);
+      order[j] = static_cast<uint32_t>(j);
     }
     out = Json::SortedObject(std::move(members));
     return true;

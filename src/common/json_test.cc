@@ -79,6 +79,25 @@ TEST(JsonTest, CanonicalFormSortsKeysAndIsStable) {
   EXPECT_EQ(ParseJson(Json::String("\x01").Canonical())->as_string(), "\x01");
 }
 
+TEST(JsonTest, ObjectsOfAnySizeComeOutSortedWhateverTheInputOrder) {
+  for (int n : {1, 2, 5, 31, 32, 33, 100}) {
+    std::string forward = "{", backward = "{";
+    for (int i = 0; i < n; ++i) {
+      std::string member = "\"k" + std::to_string(1000 + i) + "\":" + std::to_string(i);
+      forward += (i ? "," : "") + member;
+      std::string back = "\"k" + std::to_string(1000 + n - 1 - i) + "\":" + std::to_string(n - 1 - i);
+      backward += (i ? "," : "") + back;
+    }
+    forward += "}";
+    backward += "}";
+    auto a = ParseJson(forward), b = ParseJson(backward);
+    ASSERT_TRUE(a.ok() && b.ok()) << n;
+    EXPECT_EQ(a->Canonical(), forward) << n;  // keys were written in sorted order
+    EXPECT_EQ(b->Canonical(), forward) << n;
+    EXPECT_EQ(b->Find("k1000")->as_int(), 0);
+  }
+}
+
 TEST(JsonTest, ObjectBuilderRefusesDuplicates) {
   std::vector<Json::Member> m;
   m.push_back({"a", Json::Int(1)});
