@@ -44,17 +44,21 @@ common::Status ParseHostPort(std::string_view address, std::string& host, int& p
 class Session;
 
 struct HttpServer::Impl {
+  // Declared before the io_context so they outlive it: destroying the io_context destroys
+  // handlers still queued, and with them the last references to sessions, whose destructors
+  // use these.
+  std::mutex mu;
+  std::condition_variable drained;
+  std::set<Session*> sessions;  // guarded by mu
+  std::atomic<size_t> connections{0};
+  std::atomic<bool> draining{false};
+  bool stopped = false;  // guarded by mu
+
   HttpServerOptions options;
   HttpHandler handler;
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
-  std::atomic<size_t> connections{0};
-  std::atomic<bool> draining{false};
-  std::mutex mu;
-  std::condition_variable drained;
-  std::set<Session*> sessions;  // guarded by mu
-  bool stopped = false;
 
   void Accept();
 };
@@ -81,10 +85,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Closes the connection if it is between requests; a request in progress finishes first.
+  // The caller holds a reference, and must not hold the server's mutex when dropping it.
   void CloseIfIdle() {
-    auto self = weak_from_this().lock();
-    if (!self) return;  // already being destroyed
-    asio::post(stream_.get_executor(), [self] {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->idle_) {
         beast::error_code ec;
         self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -282,9 +285,19 @@ void HttpServer::Stop(std::chrono::milliseconds drain_timeout) {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
+  // Take references under the lock, act on them outside it: a session whose last reference is
+  // dropped here runs its destructor, which takes the same lock.
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (Session* s : impl_->sessions) {
+      if (auto ref = s->weak_from_this().lock()) live.push_back(std::move(ref));
+    }
+  }
+  for (auto& s : live) s->CloseIfIdle();
+  live.clear();
   {
     std::unique_lock<std::mutex> lock(impl_->mu);
-    for (Session* s : impl_->sessions) s->CloseIfIdle();
     impl_->drained.wait_for(lock, drain_timeout, [this] { return impl_->sessions.empty(); });
   }
   impl_->ioc.stop();
