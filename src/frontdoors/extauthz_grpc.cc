@@ -6,6 +6,7 @@
 
 #include "common/host.h"
 #include "common/strings.h"
+#include "frontdoors/headers.h"
 
 namespace aegis::frontdoors {
 
@@ -27,23 +28,6 @@ constexpr std::string_view kSanitizeUnsupported =
     "the policy asks for the body to be redacted, which Envoy ext_authz cannot do; send this "
     "call through the Aegis proxy or the decide API";
 
-// Hop-by-hop headers, the body's framing, and the hint headers that name the call rather than
-// belong to it (the same list as the HTTP authz front door).
-bool SkipHeader(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "connection",     "keep-alive",       "transfer-encoding", "te",
-      "upgrade",        "proxy-connection", "content-length",    "x-aegis-agent",
-      "x-aegis-tenant", "x-aegis-tool",     "x-aegis-action"};
-  return std::find(std::begin(kSkip), std::end(kSkip), name) != std::end(kSkip);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 // RFC 9110 token characters, plus a leading ':' for pseudo-headers.
 bool IsValidHeaderName(std::string_view name) {
@@ -78,7 +62,7 @@ std::string Printable(std::string_view s) {
 }
 
 bool IsJsonContentType(std::string_view content_type) {
-  std::string type = Lower(content_type);
+  std::string type = LowerAscii(content_type);
   return type == "application/json" || type.rfind("application/json;", 0) == 0;
 }
 
@@ -93,7 +77,7 @@ common::StatusOr<std::vector<std::pair<std::string, std::string>>> CollectHeader
     if (!IsValidHeaderName(name)) {
       return InvalidArgumentError(StrCat("invalid header name \"", Printable(name), "\""));
     }
-    std::string lower = Lower(name);
+    std::string lower = LowerAscii(name);
     if (!IsValidHeaderValue(value)) {
       return InvalidArgumentError(
           StrCat("header \"", lower, "\" is not valid UTF-8 or holds a control byte"));
@@ -281,7 +265,7 @@ common::StatusOr<engine::CallContext> CallFromCheckRequest(const authv3::CheckRe
   const std::string* content_type = nullptr;
   for (auto& [name, value] : *headers) {
     if (name == "content-type") content_type = &value;
-    if (name[0] == ':' || SkipHeader(name)) continue;
+    if (name[0] == ':' || !IsCallHeader(name)) continue;
     json_headers.Set(name, Json::String(value));
   }
   req.Set("headers", std::move(json_headers));

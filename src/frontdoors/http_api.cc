@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "expr/time_util.h"
+#include "frontdoors/headers.h"
 
 namespace aegis::frontdoors {
 
@@ -18,16 +19,11 @@ namespace {
 
 constexpr std::string_view kAuthzPrefix = "/v1/authz";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool IsJson(const net::HttpRequest& request) {
   auto it = request.find(http::field::content_type);
   if (it == request.end()) return false;
-  std::string type = Lower(it->value());
+  std::string type = LowerAscii(it->value());
   return type == "application/json" || type.rfind("application/json;", 0) == 0;
 }
 
@@ -43,14 +39,6 @@ void JsonBody(int status, std::string body, net::HttpResponse& response) {
   response.body() = std::move(body);
 }
 
-// Hop-by-hop headers and the ones that describe the authz subrequest itself, not the call.
-bool SkipHeader(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {
-      "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection",
-      "content-length", "x-original-uri", "x-original-method", "x-original-host",
-      "x-aegis-agent", "x-aegis-tenant", "x-aegis-tool", "x-aegis-action"};
-  return std::find(std::begin(kSkip), std::end(kSkip), name) != std::end(kSkip);
-}
 
 }  // namespace
 
@@ -200,8 +188,8 @@ void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& resp
   }
   Json headers = Json::EmptyObject();
   for (const auto& field : request) {
-    std::string name = Lower(field.name_string());
-    if (SkipHeader(name)) continue;
+    std::string name = LowerAscii(field.name_string());
+    if (!IsCallHeader(name)) continue;
     std::string value(field.value());
     if (const Json* prev = headers.Find(name)) value = StrCat(prev->as_string(), ", ", value);
     headers.Set(std::move(name), Json::String(std::move(value)));
