@@ -36,7 +36,7 @@ bench: build
 	@scripts/bench-http.sh
 	@scripts/bench-grpc.sh
 
-FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz
+FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz extauthz_grpc_fuzz
 FUZZ_SECONDS ?= 60
 
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS from its seed corpus.
