@@ -1,0 +1,105 @@
+// Rate limits and budgets (DESIGN.md section 3, stage 7): the interface the engine will reach
+// them through, and what one call asks of them.
+//
+// A call brings every limit that applies to it (agent, tenant, agent×tool, a rule's) as keyed
+// rate specs and budget specs, and its estimated cost. Admit() checks all of them and, only if
+// every one admits, consumes all of them, in one atomic step: if one refuses, none is charged.
+// The cost is reserved under the decision id; Settle() later replaces the estimate with the
+// actual cost (refund or overage). A reservation never settled stays charged at its estimate.
+//
+// Money is integer micro-dollars; time is Unix nanoseconds, passed in (no clock inside), so
+// window rollover is testable.
+#ifndef AEGIS_LIMITS_LIMITS_H_
+#define AEGIS_LIMITS_LIMITS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace aegis::limits {
+
+using Micros = int64_t;
+
+// GCRA: `per_second` sustained, `burst` calls at once.
+struct RateSpec {
+  double per_second = 1;
+  int64_t burst = 1;
+};
+
+// A budget window: a UTC day, a UTC calendar month, or a fixed duration since the epoch.
+struct Window {
+  enum class Kind { kDay, kMonth, kDuration };
+  Kind kind = Kind::kDay;
+  int64_t duration_nanos = 0;  // kDuration only
+
+  // [start, end) of the window holding `now`.
+  int64_t Start(int64_t now_unix_nanos) const;
+  int64_t End(int64_t now_unix_nanos) const;
+};
+
+struct BudgetSpec {
+  Micros limit = 0;
+  Window window;
+};
+
+struct RateLimit {
+  std::string key;  // e.g. "agent/acme/finance-agent"
+  RateSpec spec;
+};
+
+struct Budget {
+  std::string key;
+  BudgetSpec spec;
+};
+
+// What one call asks of the limits.
+struct Charge {
+  std::vector<RateLimit> rates;
+  std::vector<Budget> budgets;
+  Micros cost = 0;             // estimate to reserve on every budget; >= 0
+  std::string reservation_id;  // the decision id; empty: nothing to settle later
+  int64_t now_unix_nanos = 0;
+};
+
+struct Outcome {
+  enum class Result { kAdmitted, kRateLimited, kBudgetExceeded };
+  Result result = Result::kAdmitted;
+  std::string key;                   // the limit that refused
+  int64_t retry_after_nanos = 0;     // kRateLimited: when the call would be admitted
+  int64_t window_reset_unix_nanos = 0;  // kBudgetExceeded: when the window rolls over
+  Micros remaining = 0;              // kBudgetExceeded: what is left in that window
+};
+
+// One budget key's state, for spend reports.
+struct SpendRow {
+  std::string key;
+  int64_t window_start_unix_nanos = 0;
+  Micros spent = 0;  // settled plus reserved
+  Micros limit = 0;
+};
+
+// Where limit state lives: in process (MemoryLimitStore) or shared (Redis, next).
+class LimitStore {
+ public:
+  virtual ~LimitStore() = default;
+
+  // Checks every rate limit and budget of `charge`; if all admit, consumes all of them and
+  // reserves the cost under `charge.reservation_id`. Atomic with respect to other calls.
+  virtual Outcome Admit(const Charge& charge) = 0;
+
+  // Replaces a reservation's estimate with `actual` (refunding or charging the difference in
+  // the window it was reserved in). NotFound for an unknown or expired id, FailedPrecondition
+  // when it was settled already, InvalidArgument for a negative amount.
+  virtual common::Status Settle(std::string_view reservation_id, Micros actual,
+                                int64_t now_unix_nanos) = 0;
+
+  // Current-window spend of every budget key starting with `prefix`, sorted by key.
+  virtual std::vector<SpendRow> Spend(std::string_view prefix, int64_t now_unix_nanos) = 0;
+};
+
+}  // namespace aegis::limits
+
+#endif  // AEGIS_LIMITS_LIMITS_H_
