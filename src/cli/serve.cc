@@ -11,6 +11,7 @@
 
 #include "frontdoors/extauthz_grpc.h"
 #include "frontdoors/http_api.h"
+#include "limits/memory_store.h"
 #include "net/http_server.h"
 #include "service/config.h"
 #include "service/decider.h"
@@ -117,7 +118,8 @@ int Serve(const std::vector<std::string>& args) {
   signal(SIGPIPE, SIG_IGN);
 
   service::Metrics metrics;
-  service::PolicyStore store(config.bundle, config.keep_versions);
+  limits::MemoryLimitStore limit_store;
+  service::PolicyStore store(config.bundle, config.keep_versions, &limit_store);
   common::Status loaded = store.Reload();
   metrics.RecordReload(loaded.ok());
   if (!loaded.ok()) {

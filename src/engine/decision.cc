@@ -2,6 +2,8 @@
 
 #include "common/json.h"
 #include "common/strings.h"
+#include "expr/time_util.h"
+#include "policy/compiler.h"
 
 namespace aegis::engine {
 
@@ -10,7 +12,8 @@ using common::AppendJsonString;
 bool reason::IsKnownCode(std::string_view code) {
   for (std::string_view known :
        {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
-        kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode}) {
+        kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode, kRateLimited,
+        kBudgetExceeded}) {
     if (code == known) return true;
   }
   return false;
@@ -18,21 +21,6 @@ bool reason::IsKnownCode(std::string_view code) {
 
 namespace {
 
-void AppendMicrosAsUsd(std::string& out, policy::Micros m) {
-  // Exact decimal text of micro-dollars; no floating point on the way.
-  if (m < 0) {
-    out.push_back('-');
-    m = -m;
-  }
-  out += std::to_string(m / 1'000'000);
-  policy::Micros frac = m % 1'000'000;
-  if (frac == 0) return;
-  std::string digits = std::to_string(frac);
-  digits.insert(0, 6 - digits.size(), '0');
-  while (!digits.empty() && digits.back() == '0') digits.pop_back();
-  out.push_back('.');
-  out += digits;
-}
 
 void AppendStringList(std::string& out, const std::vector<std::string>& list) {
   out.push_back('[');
@@ -92,7 +80,7 @@ std::string Decision::ToJson() const {
     AppendJsonString(out, *value);
   }
   out += ",\"cost_usd\":";
-  AppendMicrosAsUsd(out, cost);
+  out += policy::FormatUsdMicros(cost);
   if (outcome == policy::Effect::kSanitize) {
     out += ",\"redact\":{\"fields\":";
     AppendStringList(out, redact.fields);
@@ -100,6 +88,19 @@ std::string Decision::ToJson() const {
     AppendStringList(out, redact.detectors);
     out += ",\"style\":";
     AppendJsonString(out, redact.style);
+    out += "}";
+  }
+  if (reserved) out += ",\"reserved\":true";
+  if (retry_after_nanos > 0) {
+    out += common::StrCat(",\"retry_after_ms\":", (retry_after_nanos + 999'999) / 1'000'000);
+  }
+  if (budget_resets_unix_nanos > 0) {
+    out += ",\"budget\":{\"remaining_usd\":";
+    out += policy::FormatUsdMicros(budget_remaining);
+    out += ",\"resets_at\":";
+    std::string at;
+    expr::internal::AppendTimestamp(at, budget_resets_unix_nanos);
+    AppendJsonString(out, at);
     out += "}";
   }
   if (outcome == policy::Effect::kApprovalNeeded && deciding_rule) {

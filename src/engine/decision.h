@@ -25,6 +25,8 @@ inline constexpr std::string_view kToolOutOfScope = "tool_out_of_scope";
 inline constexpr std::string_view kHostNotInTool = "host_not_in_tool";
 inline constexpr std::string_view kDomainOutOfScope = "domain_out_of_scope";
 inline constexpr std::string_view kShadowMode = "shadow_mode";
+inline constexpr std::string_view kRateLimited = "rate_limited";      // detail: the limit's key
+inline constexpr std::string_view kBudgetExceeded = "budget_exceeded";  // detail: the budget's key
 
 // Whether `code` is one of the codes above.
 bool IsKnownCode(std::string_view code);
@@ -47,6 +49,13 @@ struct Decision {
   const policy::Rule* deciding_rule = nullptr;
   // Sanitize: the redactions of every matching sanitize rule, merged.
   policy::RedactSpec redact;
+  // Limits (stage 7): whether the cost was reserved under this decision's id (settle it with
+  // POST /v1/usage); for rate_limited, when to retry; for budget_exceeded, what is left and
+  // when the window resets.
+  bool reserved = false;
+  int64_t retry_after_nanos = 0;
+  policy::Micros budget_remaining = 0;
+  int64_t budget_resets_unix_nanos = 0;
 
   std::string_view id_view() const { return std::string_view(id.data(), id.size()); }
   // Whether front doors apply `outcome`; false in shadow mode, where the call proceeds.

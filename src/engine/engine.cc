@@ -127,8 +127,43 @@ std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& 
 
 }  // namespace
 
-Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy)
-    : policy_(std::move(policy)) {}
+Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits)
+    : policy_(std::move(policy)), limits_(limits) {}
+
+void Engine::ApplyLimits(const policy::CompiledPolicy& p, const CallContext& call,
+                         Decision& d) const {
+  const policy::AgentProfile* agent = p.FindAgent(d.tenant, d.agent);
+  if (!agent) return;
+  limits::Charge charge;
+  std::string who = common::StrCat(d.tenant, "/", d.agent);
+  if (agent->max_requests_per_second) {
+    charge.rates.push_back({common::StrCat("agent/", who),
+                            {*agent->max_requests_per_second, agent->burst.value_or(1)}});
+  }
+  if (agent->max_daily_budget) {
+    charge.budgets.push_back({common::StrCat("agent/", who), {*agent->max_daily_budget, {}}});
+  }
+  if (charge.rates.empty() && charge.budgets.empty()) return;
+  charge.cost = d.cost;
+  charge.reservation_id = std::string(d.id_view());
+  charge.now_unix_nanos = call.now_unix_nanos;
+  limits::Outcome o = limits_->Admit(charge);
+  if (o.result == limits::Outcome::Result::kAdmitted) {
+    d.reserved = !charge.budgets.empty();
+    return;
+  }
+  d.outcome = Effect::kDeny;
+  d.deciding_rule = nullptr;
+  d.redact = {};
+  if (o.result == limits::Outcome::Result::kRateLimited) {
+    d.retry_after_nanos = o.retry_after_nanos;
+    d.reasons.insert(d.reasons.begin(), Reason{reason::kRateLimited, nullptr, o.key});
+  } else {
+    d.budget_remaining = o.remaining;
+    d.budget_resets_unix_nanos = o.window_reset_unix_nanos;
+    d.reasons.insert(d.reasons.begin(), Reason{reason::kBudgetExceeded, nullptr, o.key});
+  }
+}
 
 Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   const policy::CompiledPolicy& p = *policy_;
@@ -242,8 +277,16 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   }
 
   // Stage 6, override: an approved override token turns approval_needed into allow (identity
-  // issue). Stage 7, limits: rate limits and budget reservation when the call may proceed
-  // (limits issue). Stage 8, obligations: the redaction issue rewrites params for sanitize.
+  // issue).
+
+  // Stage 7, limits: only a call that will happen is counted — allowed or sanitized, enforced.
+  // Every limit of the call is checked and charged in one step; a refusal is a deny.
+  if (limits_ && d.mode == policy::Mode::kEnforce &&
+      (d.outcome == Effect::kAllow || d.outcome == Effect::kSanitize)) {
+    ApplyLimits(p, call, d);
+  }
+
+  // Stage 8, obligations: the redaction issue rewrites params for sanitize.
 
   // Stage 9, mode: in shadow mode the decision stands as recorded but is not enforced.
   if (d.mode == policy::Mode::kShadow) d.reasons.push_back({reason::kShadowMode, nullptr, {}});

@@ -16,6 +16,7 @@
 
 #include "engine/call_context.h"
 #include "engine/decision.h"
+#include "limits/limits.h"
 #include "policy/policy.h"
 
 namespace aegis::engine {
@@ -29,14 +30,23 @@ struct DecideTrace {
 
 class Engine {
  public:
-  explicit Engine(std::shared_ptr<const policy::CompiledPolicy> policy);
+  // `limits` (optional, not owned, shared by every policy version) enforces the agents' rate
+  // limits and budgets in stage 7; without it no limits apply.
+  explicit Engine(std::shared_ptr<const policy::CompiledPolicy> policy,
+                  limits::LimitStore* limits = nullptr);
 
   Decision Decide(const CallContext& call, DecideTrace* trace = nullptr) const;
 
   const std::shared_ptr<const policy::CompiledPolicy>& policy() const { return policy_; }
 
  private:
+  void ApplyLimits(const policy::CompiledPolicy& p, const CallContext& call, Decision& d) const;
+
+ public:
+
+ private:
   std::shared_ptr<const policy::CompiledPolicy> policy_;
+  limits::LimitStore* limits_;
 };
 
 }  // namespace aegis::engine

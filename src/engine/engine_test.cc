@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "engine/policy_tests.h"
+#include "limits/memory_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/compiler.h"
@@ -406,6 +407,69 @@ tests:
   auto call = ParseCall(R"({"agent":"a","tool":"t","now":"2026-05-01T23:30:00Z"})", kNow);
   ASSERT_FALSE(call.ok());
   EXPECT_THAT(call.status().message(), HasSubstr("clock"));
+}
+
+TEST_F(EngineTest, AgentRateLimitsAndBudgetsApplyToCallsThatWouldHappen) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"p.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  stripe:
+    actions:
+      pay: {cost_usd: 0.002}
+      look: {}
+agents:
+  fast: {tools: [stripe], max_requests_per_second: 1, burst: 2}
+  thrifty: {tools: [stripe], max_daily_budget_usd: 0.005}
+rules:
+  - {id: no-look, match: {tools: [stripe], actions: [look]}, effect: deny}
+  - {id: pay, match: {tools: [stripe], actions: [pay]}, effect: allow}
+)"}}),
+           &store);
+  auto call = [&](std::string agent, std::string action) {
+    auto c = ParseCall(R"({"agent":")" + agent + R"(","tool":"stripe","action":")" + action +
+                           R"("})",
+                       kNow);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return e.Decide(*c);
+  };
+  EXPECT_EQ(call("fast", "pay").outcome, Effect::kAllow);
+  EXPECT_EQ(call("fast", "pay").outcome, Effect::kAllow);
+  Decision limited = call("fast", "pay");
+  EXPECT_EQ(limited.outcome, Effect::kDeny);
+  EXPECT_EQ(limited.reasons[0].code, reason::kRateLimited);
+  EXPECT_EQ(limited.retry_after_nanos, 1'000'000'000);
+  EXPECT_THAT(limited.ToJson(), HasSubstr(R"("retry_after_ms":1000)"));
+  // A call the policy denies is not counted.
+  EXPECT_EQ(call("fast", "look").reasons[0].rule->id, "no-look");
+
+  EXPECT_EQ(call("thrifty", "pay").outcome, Effect::kAllow);
+  Decision second = call("thrifty", "pay");
+  EXPECT_TRUE(second.reserved);
+  Decision broke = call("thrifty", "pay");
+  EXPECT_EQ(broke.outcome, Effect::kDeny);
+  EXPECT_EQ(broke.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(broke.budget_remaining, 1000);
+  EXPECT_THAT(broke.ToJson(), HasSubstr(R"("budget":{"remaining_usd":0.001,"resets_at":")"));
+  // Settling a reservation below its estimate frees room for another call.
+  ASSERT_TRUE(store.Settle(std::string(second.id_view()), 0, kNow).ok());
+  EXPECT_EQ(call("thrifty", "pay").outcome, Effect::kAllow);
+}
+
+TEST_F(EngineTest, ShadowModeCountsNothing) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"p.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+mode: shadow
+tools: {stripe: {}}
+agents:
+  fast: {tools: [stripe], max_requests_per_second: 1, burst: 1}
+rules:
+  - {id: pay, match: {tools: [stripe]}, effect: allow}
+)"}}),
+           &store);
+  auto c = ParseCall(R"({"agent":"fast","tool":"stripe"})", kNow);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(e.Decide(*c).outcome, Effect::kAllow);
 }
 
 TEST_F(EngineTest, ManyUnrelatedRulesAreNotCandidates) {

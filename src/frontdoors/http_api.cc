@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 #include "common/json.h"
 #include "common/strings.h"
 #include "expr/time_util.h"
+#include "policy/compiler.h"
 #include "frontdoors/headers.h"
 
 namespace aegis::frontdoors {
@@ -32,6 +34,7 @@ std::string Timestamp(int64_t unix_nanos) {
   expr::internal::AppendTimestamp(out, unix_nanos);
   return out;
 }
+
 
 void JsonBody(int status, std::string body, net::HttpResponse& response) {
   response.result(static_cast<unsigned>(status));
@@ -114,6 +117,14 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
     if (only(http::verb::post, "POST")) Reload(response);
     return;
   }
+  if (path == "/v1/usage") {
+    if (only(http::verb::post, "POST")) Usage(request, response);
+    return;
+  }
+  if (path == "/v1/spend") {
+    if (only(http::verb::get, "GET")) Spend(request, response);
+    return;
+  }
   if (path == "/v1/policy/rollback") {
     if (only(http::verb::post, "POST")) Rollback(request, response);
     return;
@@ -130,6 +141,10 @@ void HttpApi::Respond(const engine::Decision& d, bool body_on_allow,
   response.set("x-aegis-decision-id", std::string(d.id_view()));
   response.set("x-aegis-policy-version", d.policy->version);
   response.set("x-aegis-enforced", d.enforced() ? "true" : "false");
+  if (status == 429) {
+    response.set(http::field::retry_after,
+                 std::to_string((d.retry_after_nanos + 999'999'999) / 1'000'000'000));
+  }
   if (status != 200 || body_on_allow) {
     response.set(http::field::content_type, "application/json");
     response.body() = d.ToJson();
@@ -294,6 +309,74 @@ void HttpApi::Rollback(const net::HttpRequest& request, net::HttpResponse& respo
   common::Status st = store_.Rollback(version->as_string());
   if (!st.ok()) return ErrorResponse(404, "unknown_version", st.message(), response);
   Versions(response);
+}
+
+void HttpApi::Usage(const net::HttpRequest& request, net::HttpResponse& response) const {
+  limits::LimitStore* limits = store_.limits();
+  if (!limits) return ErrorResponse(404, "not_found", "no limits are kept", response);
+  if (!IsJson(request)) {
+    return ErrorResponse(415, "unsupported_media_type", "send application/json", response);
+  }
+  auto body = common::ParseJson(request.body(), {.max_bytes = 4096, .max_depth = 4});
+  const Json* id = body.ok() ? body->Find("decision_id") : nullptr;
+  const Json* cost = body.ok() ? body->Find("cost_usd") : nullptr;
+  if (!body.ok() || !body->is_object() || body->as_object().size() != 2 || !id ||
+      !id->is_string() || !cost || !cost->is_number()) {
+    return ErrorResponse(400, "invalid_request",
+                         "send {\"decision_id\": \"...\", \"cost_usd\": <number>} and nothing else",
+                         response);
+  }
+  double usd = cost->as_double();
+  if (!std::isfinite(usd) || usd < 0 || usd > 1e9) {
+    return ErrorResponse(400, "invalid_request", "cost_usd must be between 0 and 1000000000",
+                         response);
+  }
+  auto micros = static_cast<limits::Micros>(std::llround(usd * 1e6));
+  common::Status st = limits->Settle(id->as_string(), micros, service::Decider::NowUnixNanos());
+  if (st.code() == common::StatusCode::kNotFound) {
+    return ErrorResponse(404, "unknown_decision", st.message(), response);
+  }
+  if (st.code() == common::StatusCode::kFailedPrecondition) {
+    return ErrorResponse(409, "already_settled", st.message(), response);
+  }
+  if (!st.ok()) return ErrorResponse(400, "invalid_request", st.message(), response);
+  std::string out = "{\"decision_id\":";
+  common::AppendJsonString(out, id->as_string());
+  out += ",\"settled\":true}";
+  JsonBody(200, std::move(out), response);
+}
+
+void HttpApi::Spend(const net::HttpRequest& request, net::HttpResponse& response) const {
+  limits::LimitStore* limits = store_.limits();
+  if (!limits) return ErrorResponse(404, "not_found", "no limits are kept", response);
+  // ?prefix=agent/acme/ narrows the report; keys are "agent/<tenant>/<agent>".
+  std::string_view target = request.target();
+  size_t q = target.find('?');
+  Json query = Json::EmptyObject();
+  if (q != std::string_view::npos) {
+    auto parsed = engine::NormalizePath(std::string("/") + std::string(target.substr(q)), &query);
+    if (!parsed.ok()) return ErrorResponse(400, "invalid_request", parsed.status().message(),
+                                           response);
+  }
+  const Json* prefix = query.Find("prefix");
+  std::string out = "{\"budgets\":[";
+  bool first = true;
+  for (const auto& row :
+       limits->Spend(prefix ? prefix->as_string() : "", service::Decider::NowUnixNanos())) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"key\":";
+    common::AppendJsonString(out, row.key);
+    out += ",\"window_start\":";
+    common::AppendJsonString(out, Timestamp(row.window_start_unix_nanos));
+    out += ",\"spent_usd\":";
+    out += policy::FormatUsdMicros(row.spent);
+    out += ",\"limit_usd\":";
+    out += policy::FormatUsdMicros(row.limit);
+    out += "}";
+  }
+  out += "]}";
+  JsonBody(200, std::move(out), response);
 }
 
 }  // namespace aegis::frontdoors

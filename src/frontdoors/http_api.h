@@ -29,6 +29,8 @@ class HttpApi {
   void Versions(net::HttpResponse& response) const;
   void Reload(net::HttpResponse& response) const;
   void Rollback(const net::HttpRequest& request, net::HttpResponse& response) const;
+  void Usage(const net::HttpRequest& request, net::HttpResponse& response) const;
+  void Spend(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Respond(const engine::Decision& d, bool body_on_allow, net::HttpResponse& response) const;
 
   const service::Decider& decider_;

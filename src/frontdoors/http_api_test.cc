@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "limits/memory_store.h"
 
 namespace aegis::frontdoors {
 namespace {
@@ -136,6 +137,60 @@ TEST_F(HttpApiTest, EnvoyHttpExtAuthzShapeWithBody) {
             {"content-type", "application/json"},
             {"x-aegis-agent", "finance-agent"}});
   EXPECT_EQ(r.result_int(), 400);
+}
+
+TEST(HttpApiLimitsTest, RateLimitsBudgetsUsageAndSpend) {
+  limits::MemoryLimitStore limit_store;
+  service::PolicyStore store("examples/quickstart", 10, &limit_store);
+  ASSERT_TRUE(store.Reload().ok());
+  service::Metrics metrics;
+  service::Decider decider(store, metrics);
+  HttpApi api(decider, store, [&] { return store.Reload(); }, 4096);
+  auto send = [&](http::verb method, std::string target, std::string body) {
+    net::HttpRequest req{method, target, 11};
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+    req.prepare_payload();
+    net::HttpResponse resp;
+    api.Handle(req, resp);
+    return resp;
+  };
+  // quickstart: finance-agent may make 5 calls/s with a burst of 10, and spend $50 a day.
+  const std::string pay = R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                              "params":{"amount":120},"cost_usd":4.5})";
+  std::string first_id;
+  int allowed = 0, limited = 0, broke = 0;
+  for (int i = 0; i < 12; ++i) {
+    auto r = send(http::verb::post, "/v1/decide", pay);
+    if (r.result_int() == 200) {
+      ++allowed;
+      if (first_id.empty()) first_id = r["x-aegis-decision-id"];
+    } else if (r.result_int() == 429) {
+      ++limited;
+      EXPECT_FALSE(r["retry-after"].empty());
+    } else if (r.result_int() == 402) {
+      ++broke;
+      EXPECT_THAT(r.body(), HasSubstr("budget_exceeded"));
+    }
+  }
+  EXPECT_EQ(allowed, 10);  // the burst; $45 spent
+  EXPECT_EQ(limited, 2);
+  auto spend = send(http::verb::get, "/v1/spend?prefix=agent/", "");
+  EXPECT_THAT(spend.body(), HasSubstr(R"("key":"agent//finance-agent")"));
+  EXPECT_THAT(spend.body(), HasSubstr(R"("spent_usd":45,"limit_usd":50)"));
+  // Settle the first call at its actual cost; settling again or an unknown id is refused.
+  auto settle = [&](std::string id, std::string cost) {
+    return send(http::verb::post, "/v1/usage",
+                R"({"decision_id":")" + id + R"(","cost_usd":)" + cost + "}");
+  };
+  EXPECT_EQ(settle(first_id, "0.5").result_int(), 200);
+  EXPECT_EQ(settle(first_id, "0.5").result_int(), 409);
+  EXPECT_EQ(settle("00000000-0000-7000-8000-000000000000", "1").result_int(), 404);
+  EXPECT_EQ(settle(first_id, "-1").result_int(), 400);
+  EXPECT_EQ(settle(first_id, R"("1")").result_int(), 400);
+  spend = send(http::verb::get, "/v1/spend", "");
+  EXPECT_THAT(spend.body(), HasSubstr(R"("spent_usd":41,"limit_usd":50)"));
+  (void)broke;
 }
 
 TEST_F(HttpApiTest, PolicyEndpointsAndHealth) {

@@ -41,6 +41,21 @@ bool ParseUsdMicros(std::string_view text, Micros& out) {
   return true;
 }
 
+std::string FormatUsdMicros(Micros m) {
+  std::string out;
+  if (m < 0) {
+    out.push_back('-');
+    m = -m;
+  }
+  out += std::to_string(m / 1'000'000);
+  Micros frac = m % 1'000'000;
+  if (frac == 0) return out;
+  std::string digits = std::to_string(frac);
+  digits.insert(0, 6 - digits.size(), '0');
+  while (digits.back() == '0') digits.pop_back();
+  return out + "." + digits;
+}
+
 std::vector<SourceFile> ReadBundleDir(const std::string& dir, const BundleLimits& limits,
                                       Diagnostics& diags) {
   std::vector<SourceFile> files;

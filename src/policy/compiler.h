@@ -53,6 +53,9 @@ CompileOutput CompileBundle(const std::string& dir, const BundleLimits& limits =
 // floating point. Refuses negatives, more than six decimals, and amounts over $1e12.
 bool ParseUsdMicros(std::string_view text, Micros& out);
 
+// The exact decimal text of an amount ("0.002", "50", "-1.5"): no floating point on the way.
+std::string FormatUsdMicros(Micros m);
+
 }  // namespace aegis::policy
 
 #endif  // AEGIS_POLICY_COMPILER_H_

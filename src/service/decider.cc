@@ -37,6 +37,10 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
 }
 
 int Decider::HttpStatus(const engine::Decision& d) {
+  if (d.enforced() && !d.reasons.empty()) {
+    if (d.reasons.front().code == engine::reason::kRateLimited) return 429;
+    if (d.reasons.front().code == engine::reason::kBudgetExceeded) return 402;
+  }
   switch (d.effective()) {
     case policy::Effect::kAllow:
     case policy::Effect::kSanitize:

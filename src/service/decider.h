@@ -28,8 +28,8 @@ class Decider {
   // Wall-clock time for stamping calls (CallContext::now_unix_nanos).
   static int64_t NowUnixNanos();
 
-  // The HTTP status a refusal maps to (DESIGN.md section 5): 200 for allow and sanitize,
-  // 403 for deny and approval_needed. (429 and 402 arrive with the limits stage.)
+  // The HTTP status a decision maps to (DESIGN.md section 5): 200 for allow and sanitize,
+  // 429 for rate_limited, 402 for budget_exceeded, 403 for any other deny and approval_needed.
   static int HttpStatus(const engine::Decision& d);
 
   Metrics& metrics() const { return metrics_; }

@@ -29,7 +29,10 @@ struct PolicyVersion {
 
 class PolicyStore {
  public:
-  explicit PolicyStore(std::string bundle_path, size_t keep = 10);
+  // `limits` (optional, not owned) is handed to every version's engine, so rate limits and
+  // budgets carry over reloads.
+  explicit PolicyStore(std::string bundle_path, size_t keep = 10,
+                       limits::LimitStore* limits = nullptr);
 
   // Compiles the bundle. On success activates the result (and remembers it) and returns OK;
   // recompiling identical content keeps the same version active. On failure returns
@@ -53,10 +56,12 @@ class PolicyStore {
   // Versions in memory, newest first.
   std::vector<std::shared_ptr<const PolicyVersion>> Versions() const;
   const std::string& bundle_path() const { return bundle_path_; }
+  limits::LimitStore* limits() const { return limits_; }
 
  private:
   std::string bundle_path_;
   size_t keep_;
+  limits::LimitStore* limits_;
   std::atomic<std::shared_ptr<const PolicyVersion>> active_;
   mutable std::mutex mu_;  // guards everything below, and serialises Reload/Rollback
   std::deque<std::shared_ptr<const PolicyVersion>> versions_;
