@@ -130,18 +130,23 @@ std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& 
 Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits)
     : policy_(std::move(policy)), limits_(limits) {}
 
-void Engine::ApplyLimits(const policy::CompiledPolicy& p, const CallContext& call,
-                         Decision& d) const {
+void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
+                         const CallContext& call, Decision& d) const {
   const policy::AgentProfile* agent = p.FindAgent(d.tenant, d.agent);
   if (!agent) return;
   limits::Charge charge;
-  std::string who = common::StrCat(d.tenant, "/", d.agent);
-  if (agent->max_requests_per_second) {
-    charge.rates.push_back({common::StrCat("agent/", who),
-                            {*agent->max_requests_per_second, agent->burst.value_or(1)}});
-  }
-  if (agent->max_daily_budget) {
-    charge.budgets.push_back({common::StrCat("agent/", who), {*agent->max_daily_budget, {}}});
+  auto add = [&](const policy::LimitSpec& spec, std::string key) {
+    if (spec.max_requests_per_second) {
+      charge.rates.push_back({key, {*spec.max_requests_per_second, spec.burst.value_or(1)}});
+    }
+    if (spec.max_daily_budget) {
+      charge.budgets.push_back({std::move(key), {*spec.max_daily_budget, {}}});
+    }
+  };
+  add(agent->limits, common::StrCat("agent/", d.tenant, "/", d.agent));
+  if (tool) add(tool->limits, common::StrCat("agent_tool/", d.tenant, "/", d.agent, "/", d.tool));
+  if (const policy::Scope* scope = d.tenant.empty() ? nullptr : p.FindScope(d.tenant)) {
+    add(scope->limits, common::StrCat("tenant/", d.tenant));
   }
   if (charge.rates.empty() && charge.budgets.empty()) return;
   charge.cost = d.cost;
@@ -283,7 +288,7 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   // Every limit of the call is checked and charged in one step; a refusal is a deny.
   if (limits_ && d.mode == policy::Mode::kEnforce &&
       (d.outcome == Effect::kAllow || d.outcome == Effect::kSanitize)) {
-    ApplyLimits(p, call, d);
+    ApplyLimits(p, tool, call, d);
   }
 
   // Stage 8, obligations: the redaction issue rewrites params for sanitize.

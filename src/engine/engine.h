@@ -40,7 +40,8 @@ class Engine {
   const std::shared_ptr<const policy::CompiledPolicy>& policy() const { return policy_; }
 
  private:
-  void ApplyLimits(const policy::CompiledPolicy& p, const CallContext& call, Decision& d) const;
+  void ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
+                   const CallContext& call, Decision& d) const;
 
  public:
 

@@ -456,6 +456,44 @@ rules:
   EXPECT_EQ(call("thrifty", "pay").outcome, Effect::kAllow);
 }
 
+TEST_F(EngineTest, TenantAndToolLimitsApplyAlongsideTheAgents) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"base.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  stripe: {cost_usd: 0.002, max_requests_per_second: 1, burst: 1}
+  ledger: {cost_usd: 0.002}
+rules:
+  - {id: ok, match: {tools: ["*"]}, effect: allow}
+)"},
+                        {"acme.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: acme}
+limits: {max_daily_budget_usd: 0.005}
+agents:
+  a: {tools: ["*"]}
+  b: {tools: ["*"]}
+)"}}),
+           &store);
+  auto decide = [&](std::string agent, std::string tool) {
+    auto c = ParseCall(R"({"tenant":"acme","agent":")" + agent + R"(","tool":")" + tool + R"("})",
+                       kNow);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return e.Decide(*c);
+  };
+  // Per agent×tool: a's second stripe call at the same instant is limited, b's first is not.
+  EXPECT_EQ(decide("a", "stripe").outcome, Effect::kAllow);
+  Decision limited = decide("a", "stripe");
+  EXPECT_EQ(limited.reasons[0].code, reason::kRateLimited);
+  EXPECT_EQ(limited.reasons[0].detail, "agent_tool/acme/a/stripe");
+  EXPECT_EQ(decide("b", "stripe").outcome, Effect::kAllow);
+  // The tenant's budget ($0.005) is shared by its agents: $0.004 spent, $0.002 does not fit.
+  Decision broke = decide("a", "ledger");
+  EXPECT_EQ(broke.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(broke.reasons[0].detail, "tenant/acme");
+  EXPECT_EQ(broke.budget_remaining, 1000);
+}
+
 TEST_F(EngineTest, ShadowModeCountsNothing) {
   limits::MemoryLimitStore store;
   Engine e(MustCompile({{"p.yaml", R"(apiVersion: aegis/v1

@@ -332,6 +332,8 @@ class Builder {
   }
 
   void ParseTool(const std::string& tenant, const DocNode& key, const DocNode& n);
+  // Reads max_requests_per_second, burst and max_daily_budget_usd from the map `n`.
+  void ParseLimits(const DocNode& n, LimitSpec& out);
   void ParseAgent(const std::string& tenant, const DocNode& key, const DocNode& n);
   void ParseRule(const std::string& tenant, const DocNode& n);
   void ParseTest(const DocNode& n);
@@ -359,8 +361,8 @@ void Builder::AddDocument(const SourceFile& file, const DocNode& root) {
   }
   if (!ExpectKind(root, DocNode::Kind::kMap, "a policy file")) return;
   CheckKeys(root,
-            {"apiVersion", "kind", "metadata", "mode", "default", "tools", "agents", "rules",
-             "tests"},
+            {"apiVersion", "kind", "metadata", "mode", "default", "limits", "tools", "agents",
+             "rules", "tests"},
             "a policy file");
   const DocNode* api = Field(root, "apiVersion");
   if (!api) {
@@ -431,6 +433,16 @@ void Builder::AddDocument(const SourceFile& file, const DocNode& root) {
       }
     }
   }
+  if (const DocNode* limits = setting("limits")) {
+    if (tenant.empty()) {
+      d_.Error(limits->location, "tenant-scope",
+               "limits at the top of a file are a tenant's: set metadata.tenant, or put limits on "
+               "agents and tools");
+    } else if (ExpectKind(*limits, DocNode::Kind::kMap, "limits")) {
+      CheckKeys(*limits, {"max_requests_per_second", "burst", "max_daily_budget_usd"}, "limits");
+      ParseLimits(*limits, scope.limits);
+    }
+  }
   if (const DocNode* tools = Field(root, "tools")) {
     if (ExpectKind(*tools, DocNode::Kind::kMap, "tools")) {
       for (const auto& [k, v] : tools->members) ParseTool(tenant, k, v);
@@ -453,6 +465,37 @@ void Builder::AddDocument(const SourceFile& file, const DocNode& root) {
   }
 }
 
+void Builder::ParseLimits(const DocNode& n, LimitSpec& out) {
+  if (const DocNode* rps = Field(n, "max_requests_per_second")) {
+    double v;
+    if (GetNumber(*rps, v, "max_requests_per_second")) {
+      if (!(v > 0 && v <= 1e6)) {
+        d_.Error(rps->location, "wrong-value",
+                 "max_requests_per_second must be greater than 0 and at most 1000000");
+      } else {
+        out.max_requests_per_second = v;
+      }
+    }
+  }
+  if (const DocNode* burst = Field(n, "burst")) {
+    int64_t v;
+    if (GetInt(*burst, v, "burst")) {
+      if (v < 1 || v > 1'000'000) {
+        d_.Error(burst->location, "wrong-value", "burst must be between 1 and 1000000");
+      } else {
+        out.burst = v;
+      }
+    }
+    if (!Field(n, "max_requests_per_second")) {
+      d_.Error(burst->location, "missing-key", "burst needs max_requests_per_second");
+    }
+  }
+  if (const DocNode* budget = Field(n, "max_daily_budget_usd")) {
+    Micros m;
+    if (GetUsd(*budget, m, "max_daily_budget_usd")) out.max_daily_budget = m;
+  }
+}
+
 void Builder::ParseTool(const std::string& tenant, const DocNode& key, const DocNode& n) {
   Tool tool;
   if (!GetName(key, tool.name, "tool name")) return;
@@ -469,7 +512,11 @@ void Builder::ParseTool(const std::string& tenant, const DocNode& key, const Doc
     return;
   }
   if (!ExpectKind(n, DocNode::Kind::kMap, StrCat("tool ", tool.name))) return;
-  CheckKeys(n, {"hosts", "actions", "cost_usd", "description"}, StrCat("tool ", tool.name));
+  CheckKeys(n,
+            {"hosts", "actions", "cost_usd", "description", "max_requests_per_second", "burst",
+             "max_daily_budget_usd"},
+            StrCat("tool ", tool.name));
+  ParseLimits(n, tool.limits);
   if (const DocNode* hosts = Field(n, "hosts")) {
     std::vector<std::pair<std::string, Location>> list;
     GetStringList(*hosts, list, "hosts");
@@ -569,34 +616,7 @@ void Builder::ParseAgent(const std::string& tenant, const DocNode& key, const Do
         agent.allowed_domains.push_back(std::move(pattern));
       }
     }
-    if (const DocNode* rps = Field(n, "max_requests_per_second")) {
-      double v;
-      if (GetNumber(*rps, v, "max_requests_per_second")) {
-        if (!(v > 0 && v <= 1e6)) {
-          d_.Error(rps->location, "wrong-value",
-                   "max_requests_per_second must be greater than 0 and at most 1000000");
-        } else {
-          agent.max_requests_per_second = v;
-        }
-      }
-    }
-    if (const DocNode* burst = Field(n, "burst")) {
-      int64_t v;
-      if (GetInt(*burst, v, "burst")) {
-        if (v < 1 || v > 1'000'000) {
-          d_.Error(burst->location, "wrong-value", "burst must be between 1 and 1000000");
-        } else {
-          agent.burst = v;
-        }
-      }
-      if (!Field(n, "max_requests_per_second")) {
-        d_.Error(burst->location, "missing-key", "burst needs max_requests_per_second");
-      }
-    }
-    if (const DocNode* budget = Field(n, "max_daily_budget_usd")) {
-      Micros m;
-      if (GetUsd(*budget, m, "max_daily_budget_usd")) agent.max_daily_budget = m;
-    }
+    ParseLimits(n, agent.limits);
   }
   auto [it, inserted] = scope.agents.emplace(agent.name, std::move(agent));
   source.agent = &it->second;

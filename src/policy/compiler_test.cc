@@ -257,6 +257,22 @@ TEST(CompilerTest, VersionDoesNotDependOnHowTheDirectoryIsNamed) {
   EXPECT_EQ(relative.policy->name, absolute.policy->name);
 }
 
+TEST(CompilerTest, TopLevelLimitsBelongToTenants) {
+  auto out = CompileOne(std::string(kHeader) + "limits: {max_daily_budget_usd: 10}\n");
+  EXPECT_FALSE(out.policy);
+  EXPECT_THAT(Messages(out), ElementsAre(HasSubstr("p.yaml:13:9: error[tenant-scope]")));
+  auto bad = CompileFiles({{"t.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: acme}
+limits: {burst: 3, max_daily_budget_usd: -1, colour: red}
+)"}},
+                          "t");
+  auto lines = Messages(bad);
+  EXPECT_THAT(lines, testing::Contains(HasSubstr("burst needs max_requests_per_second")));
+  EXPECT_THAT(lines, testing::Contains(HasSubstr("error[invalid-amount]")));
+  EXPECT_THAT(lines, testing::Contains(HasSubstr("unknown key \"colour\" in limits")));
+}
+
 TEST(CompilerTest, ToolHostsMayBeWildcards) {
   auto out = CompileOne(R"(apiVersion: aegis/v1
 kind: Policy

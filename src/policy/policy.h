@@ -30,6 +30,16 @@ std::string_view ModeName(Mode m);
 // Money is integer micro-dollars everywhere; never floating point.
 using Micros = int64_t;
 
+// Rate limit and daily budget, as an agent, a tool (per agent using it) or a tenant declares
+// them. Enforced by the limits stage when the engine has a limit store.
+struct LimitSpec {
+  std::optional<double> max_requests_per_second;
+  std::optional<int64_t> burst;  // default 1
+  std::optional<Micros> max_daily_budget;
+
+  bool empty() const { return !max_requests_per_second && !max_daily_budget; }
+};
+
 struct Action {
   std::string name;
   std::string method;       // upper case; empty = any
@@ -42,6 +52,7 @@ struct Tool {
   std::vector<HostPattern> hosts;
   std::vector<Action> actions;     // empty: any action name is accepted
   std::optional<Micros> cost;      // default cost of its actions
+  LimitSpec limits;                // per agent×tool
   Location location;
 
   const Action* FindAction(std::string_view name) const;
@@ -52,9 +63,7 @@ struct AgentProfile {
   std::vector<NamePattern> tools;           // tool scope; empty = no tools
   std::vector<HostPattern> allowed_domains;  // empty = no host restriction
   bool has_domain_scope = false;
-  std::optional<double> max_requests_per_second;  // enforced by the limits stage (later)
-  std::optional<int64_t> burst;
-  std::optional<Micros> max_daily_budget;
+  LimitSpec limits;
   Location location;
 
   bool MayUseTool(std::string_view tool) const;
@@ -115,6 +124,7 @@ struct Scope {
   std::optional<Mode> mode;
   std::map<std::string, Tool, std::less<>> tools;
   std::map<std::string, AgentProfile, std::less<>> agents;
+  LimitSpec limits;  // a tenant's own: every call of the tenant counts against it
 };
 
 // The rule index: for a tool and action, the rules that could match, strongest effect first.
