@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "engine/policy_tests.h"
 #include "cli/serve.h"
+#include "cli/spend.h"
 #include "policy/compiler.h"
 
 #ifndef AEGIS_VERSION
@@ -40,6 +41,8 @@ const char* const kUsageText =
     "                                       (--explain: every rule that matched, on stderr)\n"
     "  serve [--config FILE] [--bundle DIR] [--http ADDR] [--grpc ADDR]\n"
     "                                       run the decision service (docs/serve.md)\n"
+    "  spend [--server HOST:PORT] [--prefix P] [--json]\n"
+    "                                       today's spend per budget, from a running server\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -186,6 +189,7 @@ int main(int argc, char** argv) {
   if (command == "test") return Test(args);
   if (command == "eval") return Eval(args);
   if (command == "serve") return Serve(args);
+  if (command == "spend") return Spend(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;
