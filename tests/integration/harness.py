@@ -205,7 +205,8 @@ def read_raw_response(sock):
 
 
 class RecordingUpstream:
-    """A tiny HTTP API that answers 200 with a JSON body and records every request it gets."""
+    """A tiny HTTP API that answers 200 with a JSON body and records every request it gets.
+    Subclasses change the answer by overriding respond()."""
 
     def __init__(self):
         self.requests = []
@@ -224,9 +225,11 @@ class RecordingUpstream:
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": body,
                     })
-                out = json.dumps({"upstream": "ok", "path": self.path}).encode()
-                self.send_response(200)
+                status, headers, out = outer.respond(self)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
@@ -240,6 +243,10 @@ class RecordingUpstream:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def respond(self, handler):
+        """(status, [(header, value)], body bytes) for one request."""
+        return 200, [], json.dumps({"upstream": "ok", "path": handler.path}).encode()
 
     def start(self):
         self._thread.start()
@@ -258,46 +265,16 @@ class ScriptedDecisionService(RecordingUpstream):
     """Stands in for aegis behind nginx when a test needs answers aegis does not give yet (429,
     402): the status comes from the request header x-test-aegis-status."""
 
-    def __init__(self):
-        super().__init__()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self):
-                with outer._lock:
-                    outer.requests.append({
-                        "method": self.command, "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                    })
-                status = int(self.headers.get("x-test-aegis-status") or 200)
-                decision = {200: "allow", 403: "deny", 429: "deny", 402: "deny"}.get(status,
-                                                                                    "deny")
-                out = json.dumps({"decision": decision}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("x-aegis-decision", decision)
-                self.send_header("x-aegis-decision-id", "0190b7c0-0000-7000-8000-00000000%04d"
-                                 % status)
-                self.send_header("x-aegis-policy-version", "feedfacefeedface")
-                self.send_header("x-aegis-enforced", "true")
-                if status == 429:
-                    self.send_header("Retry-After", "7")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-            def log_message(self, *args):
-                pass
-
-        self.server.server_close()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def respond(self, handler):
+        status = int(handler.headers.get("x-test-aegis-status") or 200)
+        decision = "allow" if status == 200 else "deny"
+        headers = [("x-aegis-decision", decision),
+                   ("x-aegis-decision-id", "0190b7c0-0000-7000-8000-00000000%04d" % status),
+                   ("x-aegis-policy-version", "feedfacefeedface"),
+                   ("x-aegis-enforced", "true")]
+        if status == 429:
+            headers.append(("Retry-After", "7"))
+        return status, headers, json.dumps({"decision": decision}).encode()
 
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
