@@ -51,23 +51,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+source scripts/bench-lib.sh
+
 # --- aegis ---------------------------------------------------------------------------------------
 cat >"$work/aegis.yaml" <<EOF
 data_dir: $work/data
 log_level: warn
 policy: {watch: false}
 EOF
-"$AEGIS" serve --config "$work/aegis.yaml" --bundle bench/http/bundle \
-  --http 127.0.0.1:0 --grpc 127.0.0.1:0 >"$work/aegis.log" 2>&1 &
-aegis_pid=$!
-for _ in $(seq 100); do
-  grep -q "aegis: ready" "$work/aegis.log" && break
-  kill -0 "$aegis_pid" 2>/dev/null || { cat "$work/aegis.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q "aegis: ready" "$work/aegis.log" || { echo "aegis did not start" >&2; exit 1; }
-aegis_port=$(sed -n 's/^aegis: http listening on .*:\([0-9]*\)$/\1/p' "$work/aegis.log")
-aegis_url=http://127.0.0.1:$aegis_port/v1/decide
+# Not in $(...): the server must stay this shell's child, for the cleanup trap.
+start_aegis "$work" aegis "$work/aegis.yaml" bench/http/bundle >"$work/aegis.port"
+aegis_pid=$AEGIS_PID_aegis
+aegis_url=http://127.0.0.1:$(cat "$work/aegis.port")/v1/decide
 
 # --- nginx ---------------------------------------------------------------------------------------
 nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -81,42 +76,8 @@ for _ in $(seq 100); do
 done
 nginx_url=http://127.0.0.1:$nginx_port/v1/decide
 
-# One call first: the benchmark is meaningless unless aegis allows it.
-status=$(curl -s -o "$work/first.json" -w '%{http_code}' -H 'Content-Type: application/json' \
-  --data-binary "@-" "$aegis_url" < <(python3 - <<'EOF'
-import re
-s = open("bench/http/decide.lua").read()
-s = s[s.index("wrk.body"):s.index("local delay_ms")]
-print("".join(re.findall(r"\[\[(.*?)\]\]", s, re.S)), end="")
-EOF
-) || true)
-if [[ $status != 200 ]]; then
-  echo "bench-http: the benchmark call was not allowed ($status): $(cat "$work/first.json")" >&2
-  exit 1
-fi
-body_bytes=$(python3 - <<'EOF'
-import re
-s = open("bench/http/decide.lua").read()
-s = s[s.index("wrk.body"):s.index("local delay_ms")]
-print(len("".join(re.findall(r"\[\[(.*?)\]\]", s, re.S))))
-EOF
-)
-
-# run_wrk URL THREADS CONNECTIONS SECONDS -> prints the wrk-result line
-failed=0
-run_wrk() {
-  local out
-  out=$(wrk -t "$2" -c "$3" -d "${4}s" --timeout 5s -s bench/http/decide.lua "$1")
-  local line
-  line=$(grep '^wrk-result' <<<"$out") || { echo "$out" >&2; return 1; }
-  if ! grep -q 'errors=0 non2xx=0' <<<"$line"; then
-    echo "bench-http: errors in run against $1: $line" >&2
-    failed=1
-  fi
-  echo "$line"
-}
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
+check_allowed "$aegis_url"
+body_bytes=$(decide_body | wc -c)
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 echo "== HTTP decide API vs nginx fixed response ($CORES cores, $cpu)"
@@ -177,4 +138,4 @@ printf '%-36s %14s %14s  %s\n' "p99 ms at ~half rate ($half_rps/s)" "$half_p99" 
   "$(verdict "$half_p99 <= 2")"
 printf '%-36s %14s %14s  %s\n' "aegis / nginx requests/s" "${best_ratio}x" ">= 0.5x" \
   "$(verdict "$best_ratio >= 0.5")"
-exit $failed
+exit $bench_failed

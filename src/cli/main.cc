@@ -39,10 +39,10 @@ const char* const kUsageText =
     "  eval  <bundle-dir> --input <file|-> [--explain]\n"
     "                                       decide one call (decide-API JSON); print the decision\n"
     "                                       (--explain: every rule that matched, on stderr)\n"
-    "  serve [--config FILE] [--bundle DIR] [--http ADDR] [--grpc ADDR]\n"
+    "  serve [--config FILE] [--bundle DIR] [--http ADDR] [--grpc ADDR] [--redis URL]\n"
     "                                       run the decision service (docs/serve.md)\n"
-    "  spend [--server HOST:PORT] [--prefix P] [--json]\n"
-    "                                       today's spend per budget, from a running server\n"
+    "  spend [--server HOST:PORT] [--prefix P] [--tenant T] [--agent A] [--tool T]\n"
+    "        [--window W] [--json]          spend per budget and window, from a running server\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";

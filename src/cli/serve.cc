@@ -2,16 +2,19 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "frontdoors/extauthz_grpc.h"
 #include "frontdoors/http_api.h"
 #include "limits/memory_store.h"
+#include "limits/redis_store.h"
 #include "net/http_server.h"
 #include "service/config.h"
 #include "service/decider.h"
@@ -60,7 +63,7 @@ std::string HostOf(const std::string& address) {
 }  // namespace
 
 int Serve(const std::vector<std::string>& args) {
-  std::optional<std::string> config_path, bundle, http_listen, grpc_listen;
+  std::optional<std::string> config_path, bundle, http_listen, grpc_listen, redis_url;
   for (size_t i = 0; i < args.size(); ++i) {
     auto value = [&](std::optional<std::string>& out) {
       if (i + 1 >= args.size()) return false;
@@ -76,6 +79,8 @@ int Serve(const std::vector<std::string>& args) {
       ok = value(http_listen);
     } else if (args[i] == "--grpc") {
       ok = value(grpc_listen);
+    } else if (args[i] == "--redis") {
+      ok = value(redis_url);
     } else {
       std::cerr << "aegis: serve: unknown argument " << args[i] << "\n";
       return kUsage;
@@ -100,6 +105,15 @@ int Serve(const std::vector<std::string>& args) {
   if (bundle) config.bundle = *bundle;
   if (http_listen) config.http_listen = *http_listen;
   if (grpc_listen) config.grpc_listen = *grpc_listen;
+  if (redis_url) {
+    config.redis_url = *redis_url;
+    config.limit_store = "redis";
+  }
+  if (config.limits_fail_mode != "fail_closed" && config.limits_fail_mode != "fail_open") {
+    std::cerr << "aegis: serve: the limits fail mode must be fail_closed or fail_open, not \""
+              << config.limits_fail_mode << "\"\n";
+    return kFailed;
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
@@ -118,8 +132,32 @@ int Serve(const std::vector<std::string>& args) {
   signal(SIGPIPE, SIG_IGN);
 
   service::Metrics metrics;
-  limits::MemoryLimitStore limit_store;
-  service::PolicyStore store(config.bundle, config.keep_versions, &limit_store);
+  std::unique_ptr<limits::LimitStore> limit_store;
+  if (config.limit_store == "redis") {
+    limits::RedisOptions options;
+    options.url = config.redis_url;
+    options.key_prefix = config.redis_key_prefix;
+    options.pool_size = config.redis_pool_size;
+    options.timeout = config.redis_timeout;
+    options.fail_mode = config.limits_fail_mode == "fail_open" ? limits::FailMode::kFailOpen
+                                                               : limits::FailMode::kFailClosed;
+    options.log = [&config](std::string_view level, const std::string& message) {
+      Log(config, level, message);
+    };
+    auto redis = limits::RedisLimitStore::Create(std::move(options));
+    if (!redis.ok()) {
+      std::cerr << "aegis: serve: " << redis.status().message() << "\n";
+      return kFailed;
+    }
+    // Not fatal: an outage at start is handled like any other, by the fail mode.
+    if (common::Status st = (*redis)->Ping(); !st.ok()) {
+      Log(config, "warn", "limits: " + st.message() + " (" + config.limits_fail_mode + ")");
+    }
+    limit_store = std::move(*redis);
+  } else {
+    limit_store = std::make_unique<limits::MemoryLimitStore>();
+  }
+  service::PolicyStore store(config.bundle, config.keep_versions, limit_store.get());
   common::Status loaded = store.Reload();
   metrics.RecordReload(loaded.ok());
   if (!loaded.ok()) {
@@ -149,6 +187,13 @@ int Serve(const std::vector<std::string>& args) {
   http_options.max_connections = config.max_connections;
   http_options.idle_timeout = config.idle_timeout;
   http_options.request_timeout = config.request_timeout;
+  // Decisions that wait on Redis block their thread for a round trip: with Redis, as many
+  // threads as pooled connections keep the pool busy.
+  http_options.threads = static_cast<int>(config.http_threads);
+  if (http_options.threads == 0 && config.limit_store == "redis") {
+    http_options.threads = static_cast<int>(
+        std::max<size_t>(std::thread::hardware_concurrency(), config.redis_pool_size));
+  }
   http_options.on_refused = [&](int) {
     metrics.RecordBadRequest(static_cast<int>(service::FrontDoor::kDecideApi));
   };

@@ -1,5 +1,6 @@
 #include "cli/spend.h"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -17,17 +18,35 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 int Spend(const std::vector<std::string>& args) {
-  std::string server = "127.0.0.1:8181", prefix;
+  static constexpr const char* kUsage =
+      "usage: aegis spend [--server HOST:PORT] [--prefix P] [--tenant T] [--agent A] "
+      "[--tool T] [--window day|month|Ns] [--json]\n";
+  std::string server = "127.0.0.1:8181", query;
   bool json = false;
   for (size_t i = 0; i < args.size(); ++i) {
-    if ((args[i] == "--server" || args[i] == "--prefix") && i + 1 < args.size()) {
-      (args[i] == "--server" ? server : prefix) = args[i + 1];
-      ++i;
+    static constexpr std::string_view kFilters[] = {"--prefix", "--tenant", "--agent", "--tool",
+                                                    "--window"};
+    bool filter = std::find(std::begin(kFilters), std::end(kFilters), args[i]) != std::end(kFilters);
+    if ((args[i] == "--server" || filter) && i + 1 < args.size()) {
+      const std::string& v = args[++i];
+      if (!filter) {
+        server = v;
+        continue;
+      }
+      for (char c : v) {
+        bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' ||
+                  c == '_' || c == '.' || c == ':';
+        if (!ok) {
+          std::cerr << "aegis: spend: " << args[i - 1]
+                    << " may hold letters, digits and / - _ . : only\n";
+          return 2;
+        }
+      }
+      query += (query.empty() ? "?" : "&") + args[i - 1].substr(2) + "=" + v;
     } else if (args[i] == "--json") {
       json = true;
     } else {
-      std::cerr << "aegis: spend: unknown argument " << args[i]
-                << "\nusage: aegis spend [--server HOST:PORT] [--prefix agent/acme/] [--json]\n";
+      std::cerr << "aegis: spend: unknown argument " << args[i] << "\n" << kUsage;
       return 2;
     }
   }
@@ -38,23 +57,13 @@ int Spend(const std::vector<std::string>& args) {
     std::cerr << "aegis: spend: " << st.message() << "\n";
     return 2;
   }
-  for (char c : prefix) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '-' || c == '_' ||
-              c == '.' || c == ':';
-    if (!ok) {
-      std::cerr << "aegis: spend: --prefix may hold letters, digits and / - _ . : only\n";
-      return 2;
-    }
-  }
   try {
     asio::io_context ioc;
     asio::ip::tcp::resolver resolver(ioc);
     beast::tcp_stream stream(ioc);
     stream.expires_after(std::chrono::seconds(10));
     stream.connect(resolver.resolve(host, std::to_string(port)));
-    http::request<http::empty_body> req{http::verb::get,
-                                        prefix.empty() ? "/v1/spend" : "/v1/spend?prefix=" + prefix,
-                                        11};
+    http::request<http::empty_body> req{http::verb::get, "/v1/spend" + query, 11};
     req.set(http::field::host, host);
     http::write(stream, req);
     beast::flat_buffer buffer;
@@ -75,7 +84,8 @@ int Spend(const std::vector<std::string>& args) {
       std::cerr << "aegis: spend: unexpected answer from " << server << "\n";
       return 1;
     }
-    std::printf("%-48s %-22s %12s %12s\n", "budget", "window start", "spent USD", "limit USD");
+    std::printf("%-44s %-7s %-20s %12s %12s %12s\n", "budget", "window", "window start",
+                "spent USD", "limit USD", "left USD");
     for (const auto& r : rows->as_array()) {
       auto text = [&](const char* k) {
         const common::Json* v = r.Find(k);
@@ -83,9 +93,10 @@ int Spend(const std::vector<std::string>& args) {
         if (v->is_string()) return v->as_string();
         return v->Canonical();
       };
-      std::printf("%-48s %-22s %12s %12s\n", text("key").c_str(),
-                  text("window_start").substr(0, 19).c_str(), text("spent_usd").c_str(),
-                  text("limit_usd").c_str());
+      std::printf("%-44s %-7s %-20s %12s %12s %12s\n", text("key").c_str(),
+                  text("window").c_str(), text("window_start").substr(0, 19).c_str(),
+                  text("spent_usd").c_str(), text("limit_usd").c_str(),
+                  text("remaining_usd").c_str());
     }
     return 0;
   } catch (const std::exception& e) {

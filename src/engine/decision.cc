@@ -13,7 +13,7 @@ bool reason::IsKnownCode(std::string_view code) {
   for (std::string_view known :
        {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
         kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode, kRateLimited,
-        kBudgetExceeded}) {
+        kBudgetExceeded, kLimitsUnavailable, kCostError}) {
     if (code == known) return true;
   }
   return false;
@@ -91,6 +91,7 @@ std::string Decision::ToJson() const {
     out += "}";
   }
   if (reserved) out += ",\"reserved\":true";
+  if (limits_fail_open) out += ",\"limits_fail_open\":true";
   if (retry_after_nanos > 0) {
     out += common::StrCat(",\"retry_after_ms\":", (retry_after_nanos + 999'999) / 1'000'000);
   }

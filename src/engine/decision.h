@@ -27,6 +27,10 @@ inline constexpr std::string_view kDomainOutOfScope = "domain_out_of_scope";
 inline constexpr std::string_view kShadowMode = "shadow_mode";
 inline constexpr std::string_view kRateLimited = "rate_limited";      // detail: the limit's key
 inline constexpr std::string_view kBudgetExceeded = "budget_exceeded";  // detail: the budget's key
+// The shared limits store could not be asked and its fail mode is fail_closed.
+inline constexpr std::string_view kLimitsUnavailable = "limits_unavailable";
+// The call's cost_usd expression failed or gave no valid cost; detail: why.
+inline constexpr std::string_view kCostError = "cost_error";
 
 // Whether `code` is one of the codes above.
 bool IsKnownCode(std::string_view code);
@@ -53,6 +57,8 @@ struct Decision {
   // POST /v1/usage); for rate_limited, when to retry; for budget_exceeded, what is left and
   // when the window resets.
   bool reserved = false;
+  // The shared limits store could not be asked; the local fallback decided (fail_open).
+  bool limits_fail_open = false;
   int64_t retry_after_nanos = 0;
   policy::Micros budget_remaining = 0;
   int64_t budget_resets_unix_nanos = 0;

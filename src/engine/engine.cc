@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <random>
+#include <string>
 
 #include "common/strings.h"
 #include "expr/expr.h"
@@ -125,6 +128,167 @@ std::string_view CheckScope(const policy::CompiledPolicy& p, const CallContext& 
   return {};
 }
 
+// The limits store's window for a policy budget.
+limits::Window BudgetWindowOf(const policy::BudgetLimit& b) {
+  switch (b.window) {
+    case policy::BudgetWindow::kDay:
+      return {limits::Window::Kind::kDay, 0};
+    case policy::BudgetWindow::kMonth:
+      return {limits::Window::Kind::kMonth, 0};
+    case policy::BudgetWindow::kDuration:
+      return {limits::Window::Kind::kDuration, b.duration_nanos};
+  }
+  return {};
+}
+
+// The largest cost an expression may give: $1,000,000.
+constexpr int64_t kMaxExpressionCostUsd = 1'000'000;
+
+std::string_view KindName(expr::Value::Kind kind) {
+  switch (kind) {
+    case expr::Value::Kind::kNull:
+      return "null";
+    case expr::Value::Kind::kBool:
+      return "bool";
+    case expr::Value::Kind::kInt:
+      return "int";
+    case expr::Value::Kind::kUint:
+      return "uint";
+    case expr::Value::Kind::kDouble:
+      return "double";
+    case expr::Value::Kind::kString:
+      return "string";
+    case expr::Value::Kind::kBytes:
+      return "bytes";
+    case expr::Value::Kind::kList:
+      return "list";
+    case expr::Value::Kind::kMap:
+      return "map";
+    case expr::Value::Kind::kTimestamp:
+      return "timestamp";
+    case expr::Value::Kind::kDuration:
+      return "duration";
+    case expr::Value::Kind::kType:
+      return "type";
+    case expr::Value::Kind::kError:
+      return "error";
+  }
+  return "value";
+}
+
+// Converts a cost expression's result (dollars) to micro-dollars, rounding to the nearest.
+// Returns false with `error` set when it is an error, not a number, not finite, negative or
+// above kMaxExpressionCostUsd; `out` is then unchanged.
+bool CostFromValue(const expr::Value& v, policy::Micros& out, std::string& error) {
+  std::string value;
+  switch (v.kind()) {
+    case expr::Value::Kind::kError:
+      error = common::StrCat("cost_usd expression failed: ", v.string_value());
+      return false;
+    case expr::Value::Kind::kInt:
+      if (v.int_value() >= 0 && v.int_value() <= kMaxExpressionCostUsd) {
+        out = v.int_value() * 1'000'000;
+        return true;
+      }
+      value = std::to_string(v.int_value());
+      break;
+    case expr::Value::Kind::kUint:
+      if (v.uint_value() <= static_cast<uint64_t>(kMaxExpressionCostUsd)) {
+        out = static_cast<policy::Micros>(v.uint_value()) * 1'000'000;
+        return true;
+      }
+      value = std::to_string(v.uint_value());
+      break;
+    case expr::Value::Kind::kDouble: {
+      double d = v.double_value();
+      if (d >= 0 && d <= static_cast<double>(kMaxExpressionCostUsd)) {  // false for NaN
+        out = static_cast<policy::Micros>(std::llround(d * 1e6));
+        return true;
+      }
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", d);
+      value = buf;
+      break;
+    }
+    default:
+      error = common::StrCat("cost_usd expression gave a ", KindName(v.kind()),
+                             ", not a number of dollars");
+      return false;
+  }
+  error = common::StrCat("cost_usd expression gave ", value,
+                         "; a cost must be a finite number of dollars from 0 to ",
+                         kMaxExpressionCostUsd);
+  return false;
+}
+
+// Stage 5, rules: candidates come from the index, strongest effect first, bundle-wide rules and
+// the tenant's own. The first match of the strongest effect decides; sanitize rules of equal
+// strength all apply their redactions.
+void ApplyRules(const policy::CompiledPolicy& p, const policy::Tool& tool,
+                const expr::Activation& act, expr::EvalScratch& scratch, DecideTrace* trace,
+                Decision& d) {
+  std::string_view action_key = tool.actions.empty() ? std::string_view("*") : d.action;
+  const Rule* winner = nullptr;
+  std::string winner_error;
+  auto consider = [&](const std::vector<const Rule*>& candidates) {
+    for (const Rule* r : candidates) {
+      // Each list is ordered by effect, then bundle order, so once a rule cannot beat the
+      // winner (weaker, or equally strong but later) no rule after it in this list can.
+      // Sanitize rules of the winning strength still run: their redactions all apply.
+      if (!trace && winner &&
+          (r->effect < winner->effect ||
+           (r->effect == winner->effect && r->effect != Effect::kSanitize &&
+            r->order > winner->order))) {
+        return;
+      }
+      if (!r->tenants.Matches(d.tenant) || !r->agents.Matches(d.agent) ||
+          !r->actions.Matches(d.action)) {
+        continue;
+      }
+      bool matched = true;
+      std::string error;
+      if (r->condition) {
+        expr::Value v = r->condition->Evaluate(act, scratch);
+        if (v.kind() == expr::Value::Kind::kBool) {
+          matched = v.bool_value();
+        } else {
+          error =
+              v.is_error() ? std::string(v.string_value()) : "condition did not evaluate to a bool";
+          // Errors fail safe: they count as a match for deny and approval_needed rules and
+          // as no match for allow and sanitize rules.
+          matched = r->effect == Effect::kDeny || r->effect == Effect::kApprovalNeeded;
+          if (!matched) d.reasons.push_back({reason::kConditionError, r, error});
+        }
+      }
+      if (!matched) continue;
+      if (trace) trace->matched.push_back(r);
+      if (!winner || r->effect > winner->effect ||
+          (r->effect == winner->effect && r->order < winner->order)) {
+        if (!winner || r->effect > winner->effect) d.redact = {};
+        winner = r;
+        winner_error = error;
+      }
+      if (r->effect == Effect::kSanitize && winner->effect == Effect::kSanitize) {
+        for (const auto& f : r->redact.fields) d.redact.fields.push_back(f);
+        for (const auto& det : r->redact.detectors) d.redact.detectors.push_back(det);
+        if (d.redact.style.empty()) d.redact.style = r->redact.style;
+      }
+    }
+  };
+  consider(p.index.Candidates("", d.tool, action_key));
+  if (!d.tenant.empty()) consider(p.index.Candidates(d.tenant, d.tool, action_key));
+
+  if (winner) {
+    d.outcome = winner->effect;
+    d.deciding_rule = winner;
+    Reason r{winner_error.empty() ? reason::kRule : reason::kConditionError, winner, winner_error};
+    d.reasons.insert(d.reasons.begin(), std::move(r));
+  } else {
+    d.outcome = p.DefaultEffect(d.tenant);
+    d.reasons.insert(d.reasons.begin(), Reason{reason::kDefault, nullptr, {}});
+  }
+}
+
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits)
@@ -135,12 +299,12 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
   const policy::AgentProfile* agent = p.FindAgent(d.tenant, d.agent);
   if (!agent) return;
   limits::Charge charge;
-  auto add = [&](const policy::LimitSpec& spec, std::string key) {
+  auto add = [&](const policy::LimitSpec& spec, const std::string& key) {
     if (spec.max_requests_per_second) {
       charge.rates.push_back({key, {*spec.max_requests_per_second, spec.burst.value_or(1)}});
     }
-    if (spec.max_daily_budget) {
-      charge.budgets.push_back({std::move(key), {*spec.max_daily_budget, {}}});
+    for (const policy::BudgetLimit& b : spec.budgets) {
+      charge.budgets.push_back({key, {b.usd, BudgetWindowOf(b)}});
     }
   };
   add(agent->limits, common::StrCat("agent/", d.tenant, "/", d.agent));
@@ -151,8 +315,10 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
   if (charge.rates.empty() && charge.budgets.empty()) return;
   charge.cost = d.cost;
   charge.reservation_id = std::string(d.id_view());
+  charge.owner = d.tenant;
   charge.now_unix_nanos = call.now_unix_nanos;
   limits::Outcome o = limits_->Admit(charge);
+  d.limits_fail_open = o.fail_open;
   if (o.result == limits::Outcome::Result::kAdmitted) {
     d.reserved = !charge.budgets.empty();
     return;
@@ -160,13 +326,20 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
   d.outcome = Effect::kDeny;
   d.deciding_rule = nullptr;
   d.redact = {};
-  if (o.result == limits::Outcome::Result::kRateLimited) {
-    d.retry_after_nanos = o.retry_after_nanos;
-    d.reasons.insert(d.reasons.begin(), Reason{reason::kRateLimited, nullptr, o.key});
-  } else {
-    d.budget_remaining = o.remaining;
-    d.budget_resets_unix_nanos = o.window_reset_unix_nanos;
-    d.reasons.insert(d.reasons.begin(), Reason{reason::kBudgetExceeded, nullptr, o.key});
+  switch (o.result) {
+    case limits::Outcome::Result::kRateLimited:
+      d.retry_after_nanos = o.retry_after_nanos;
+      d.reasons.insert(d.reasons.begin(), Reason{reason::kRateLimited, nullptr, o.key});
+      break;
+    case limits::Outcome::Result::kBudgetExceeded:
+      d.budget_remaining = o.remaining;
+      d.budget_resets_unix_nanos = o.window_reset_unix_nanos;
+      d.reasons.insert(d.reasons.begin(), Reason{reason::kBudgetExceeded, nullptr, o.key});
+      break;
+    case limits::Outcome::Result::kUnavailable:
+    case limits::Outcome::Result::kAdmitted:
+      d.reasons.insert(d.reasons.begin(), Reason{reason::kLimitsUnavailable, nullptr, {}});
+      break;
   }
 }
 
@@ -188,11 +361,20 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   std::string_view refusal = Resolve(p, call, d, tool, action);
   if (refusal.empty()) refusal = CheckScope(p, call, d, *tool);
 
+  // The call's cost: the caller's, else the action's, else the tool's. A constant is known
+  // now; an expression is evaluated once the call is in scope (below).
+  const policy::CostExpression* cost_expr = nullptr;
   if (tool) {
     if (call.cost) {
       d.cost = *call.cost;
-    } else if (action && action->cost) {
-      d.cost = *action->cost;
+    } else if (action && action->has_cost()) {
+      if (action->cost_expr) {
+        cost_expr = action->cost_expr.get();
+      } else {
+        d.cost = *action->cost;
+      }
+    } else if (tool->cost_expr) {
+      cost_expr = tool->cost_expr.get();
     } else if (tool->cost) {
       d.cost = *tool->cost;
     }
@@ -202,9 +384,7 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
     d.outcome = Effect::kDeny;
     d.reasons.push_back({refusal, nullptr, {}});
   } else {
-    // Stage 5, rules: candidates come from the index, strongest effect first, bundle-wide rules
-    // and the tenant's own. The first match of the strongest effect decides; sanitize rules of
-    // equal strength all apply their redactions.
+    // The variables conditions and cost expressions read; cost_usd is filled once known.
     thread_local PerThread per_thread;
     expr::Activation& act = per_thread.activation;
     act.slots.resize(static_cast<size_t>(p.env.size()));
@@ -215,69 +395,18 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
     act.slots[p.slots.params] = expr::Value::FromJson(call.params);
     act.slots[p.slots.request] = expr::Value::FromJson(call.request);
     act.slots[p.slots.identity] = expr::Value::FromJson(call.identity);
-    act.slots[p.slots.cost_usd] = expr::Value::Double(static_cast<double>(d.cost) / 1e6);
     act.slots[p.slots.now] = expr::Value::Timestamp(call.now_unix_nanos);
-
-    std::string_view action_key = tool->actions.empty() ? std::string_view("*") : d.action;
-    const Rule* winner = nullptr;
-    std::string winner_error;
-    auto consider = [&](const std::vector<const Rule*>& candidates) {
-      for (const Rule* r : candidates) {
-        // Each list is ordered by effect, then bundle order, so once a rule cannot beat the
-        // winner (weaker, or equally strong but later) no rule after it in this list can.
-        // Sanitize rules of the winning strength still run: their redactions all apply.
-        if (!trace && winner &&
-            (r->effect < winner->effect ||
-             (r->effect == winner->effect && r->effect != Effect::kSanitize &&
-              r->order > winner->order))) {
-          return;
-        }
-        if (!r->tenants.Matches(d.tenant) || !r->agents.Matches(d.agent) ||
-            !r->actions.Matches(d.action)) {
-          continue;
-        }
-        bool matched = true;
-        std::string error;
-        if (r->condition) {
-          expr::Value v = r->condition->Evaluate(act, per_thread.scratch);
-          if (v.kind() == expr::Value::Kind::kBool) {
-            matched = v.bool_value();
-          } else {
-            error = v.is_error() ? std::string(v.string_value())
-                                 : "condition did not evaluate to a bool";
-            // Errors fail safe: they count as a match for deny and approval_needed rules and
-            // as no match for allow and sanitize rules.
-            matched = r->effect == Effect::kDeny || r->effect == Effect::kApprovalNeeded;
-            if (!matched) d.reasons.push_back({reason::kConditionError, r, error});
-          }
-        }
-        if (!matched) continue;
-        if (trace) trace->matched.push_back(r);
-        if (!winner || r->effect > winner->effect ||
-            (r->effect == winner->effect && r->order < winner->order)) {
-          if (!winner || r->effect > winner->effect) d.redact = {};
-          winner = r;
-          winner_error = error;
-        }
-        if (r->effect == Effect::kSanitize && winner->effect == Effect::kSanitize) {
-          for (const auto& f : r->redact.fields) d.redact.fields.push_back(f);
-          for (const auto& det : r->redact.detectors) d.redact.detectors.push_back(det);
-          if (d.redact.style.empty()) d.redact.style = r->redact.style;
-        }
-      }
-    };
-    consider(p.index.Candidates("", d.tool, action_key));
-    if (!d.tenant.empty()) consider(p.index.Candidates(d.tenant, d.tool, action_key));
-
-    if (winner) {
-      d.outcome = winner->effect;
-      d.deciding_rule = winner;
-      Reason r{winner_error.empty() ? reason::kRule : reason::kConditionError, winner,
-               winner_error};
-      d.reasons.insert(d.reasons.begin(), std::move(r));
+    // A cost expression reads the same variables as the rules except cost_usd (the compiler
+    // refuses it there). When it cannot give a cost the call is denied and no rule runs:
+    // neither the rules that read cost_usd nor the budgets could be applied (fail closed).
+    std::string cost_error;
+    if (cost_expr &&
+        !CostFromValue(cost_expr->program->Evaluate(act, per_thread.scratch), d.cost, cost_error)) {
+      d.outcome = Effect::kDeny;
+      d.reasons.push_back({reason::kCostError, nullptr, std::move(cost_error)});
     } else {
-      d.outcome = p.DefaultEffect(d.tenant);
-      d.reasons.insert(d.reasons.begin(), Reason{reason::kDefault, nullptr, {}});
+      act.slots[p.slots.cost_usd] = expr::Value::Double(static_cast<double>(d.cost) / 1e6);
+      ApplyRules(p, *tool, act, per_thread.scratch, trace, d);  // stage 5
     }
   }
 

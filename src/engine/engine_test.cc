@@ -1,9 +1,10 @@
 #include "engine/engine.h"
 
+#include "common/strings.h"
 #include "engine/policy_tests.h"
-#include "limits/memory_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "limits/memory_store.h"
 #include "policy/compiler.h"
 
 namespace aegis::engine {
@@ -492,6 +493,190 @@ agents:
   EXPECT_EQ(broke.reasons[0].code, reason::kBudgetExceeded);
   EXPECT_EQ(broke.reasons[0].detail, "tenant/acme");
   EXPECT_EQ(broke.budget_remaining, 1000);
+}
+
+TEST_F(EngineTest, BudgetsCountOverTheirOwnWindows) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"p.yaml", R"yaml(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm: {cost_usd: 0.002}
+agents:
+  bot: {tools: [llm], max_daily_budget_usd: 0.004, max_monthly_budget_usd: 0.007}
+  hourly: {tools: [llm], budgets: [{usd: 0.002, window: 1h}]}
+rules:
+  - {id: ok, match: {tools: [llm]}, effect: allow}
+)yaml"}}),
+           &store);
+  auto decide = [&](std::string agent, int64_t now) {
+    auto c = ParseCall(R"({"agent":")" + agent + R"(","tool":"llm"})", now);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return e.Decide(*c);
+  };
+  constexpr int64_t kSecond = 1'000'000'000;
+  constexpr int64_t kDay = 86'400 * kSecond;
+  constexpr int64_t kMay29 = 1'780'012'800 * kSecond;  // 2026-05-29T00:00:00Z
+  constexpr int64_t kJune1 = 1'780'272'000 * kSecond;  // 2026-06-01T00:00:00Z
+  // Day one: the daily budget ($0.004) refuses the third call, until the next UTC day.
+  EXPECT_EQ(decide("bot", kNow).outcome, Effect::kAllow);
+  EXPECT_EQ(decide("bot", kNow).outcome, Effect::kAllow);
+  Decision daily = decide("bot", kNow);
+  EXPECT_EQ(daily.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(daily.reasons[0].detail, "agent//bot");
+  EXPECT_EQ(daily.budget_remaining, 0);
+  EXPECT_EQ(daily.budget_resets_unix_nanos, kMay29);
+  // Day two: the daily budget has room again, but the month's ($0.007) holds only one more
+  // call, and its refusal lasts until the first of June.
+  EXPECT_EQ(decide("bot", kNow + kDay).outcome, Effect::kAllow);
+  Decision monthly = decide("bot", kNow + kDay);
+  EXPECT_EQ(monthly.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(monthly.budget_remaining, 1000);
+  EXPECT_EQ(monthly.budget_resets_unix_nanos, kJune1);
+  EXPECT_EQ(decide("bot", kJune1 - kSecond).reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(decide("bot", kJune1).outcome, Effect::kAllow);
+  // A duration window: one call per clock hour (kNow is 20:26:40 UTC).
+  constexpr int64_t kNextHour = kNow + (3600 - 1600) * kSecond;
+  EXPECT_EQ(decide("hourly", kNow).outcome, Effect::kAllow);
+  Decision hourly = decide("hourly", kNow + 60 * kSecond);
+  EXPECT_EQ(hourly.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(hourly.budget_resets_unix_nanos, kNextHour);
+  EXPECT_EQ(decide("hourly", kNextHour).outcome, Effect::kAllow);
+}
+
+TEST_F(EngineTest, CostExpressionsPriceTheCall) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"p.yaml", R"yaml(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm:
+    cost_usd: "double(params.max_tokens) * 0.00003"
+    actions:
+      chat: {}
+      embed: {cost_usd: "0.0001 * double(size(params.input))"}
+      fixed: {cost_usd: 0.5}
+agents:
+  bot: {tools: [llm], max_daily_budget_usd: 0.1}
+rules:
+  - {id: pricey, match: {tools: [llm]}, if: cost_usd > 0.05, effect: approval_needed}
+  - {id: ok, match: {tools: [llm]}, effect: allow}
+)yaml"}}),
+           &store);
+  auto decide = [&](std::string_view action, std::string_view rest) {
+    return DecideJson(
+        e, common::StrCat(R"({"agent":"bot","tool":"llm","action":")", action, R"(",)", rest, "}"));
+  };
+  // The tool's expression prices an action without a cost of its own; rules see the result.
+  Decision d = decide("chat", R"("params":{"max_tokens":1000})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 30'000);
+  EXPECT_TRUE(d.reserved);
+  EXPECT_THAT(d.ToJson(), HasSubstr(R"("cost_usd":0.03)"));
+  d = decide("chat", R"("params":{"max_tokens":2000})");
+  EXPECT_EQ(RuleOf(d), "pricey");
+  EXPECT_EQ(d.cost, 60'000);
+  // The action's expression wins over the tool's, and the action's constant too: the tool's
+  // expression, which would fail without max_tokens, is not evaluated.
+  d = decide("embed", R"("params":{"input":["a","b","c"]})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 300);
+  d = decide("fixed", R"("params":{})");
+  EXPECT_EQ(RuleOf(d), "pricey");
+  EXPECT_EQ(d.cost, 500'000);
+  // The caller's cost wins over every expression.
+  d = decide("chat", R"("params":{},"cost_usd":0.01)");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 10'000);
+  // The budget is charged what the expressions computed: $0.0403 so far, then $0.04998.
+  d = decide("chat", R"("params":{"max_tokens":1666})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 49'980);
+  d = decide("chat", R"("params":{"max_tokens":1000})");
+  EXPECT_EQ(d.reasons[0].code, reason::kBudgetExceeded);
+  EXPECT_EQ(d.budget_remaining, 100'000 - 30'000 - 300 - 10'000 - 49'980);
+}
+
+TEST_F(EngineTest, CostExpressionErrorsDenyTheCall) {
+  Engine e(MustCompile({{"p.yaml", R"yaml(apiVersion: aegis/v1
+kind: Policy
+default: allow
+tools:
+  llm:
+    cost_usd: "double(params.max_tokens) * 0.00003"
+    actions:
+      chat: {}
+      refund: {cost_usd: "-double(params.amount)"}
+      raw: {cost_usd: "params.n"}
+      nan: {cost_usd: "0.0 / 0.0"}
+agents:
+  bot: {tools: [llm]}
+rules:
+  - {id: ok, match: {tools: [llm]}, effect: allow}
+)yaml"}}));
+  auto decide = [&](std::string_view action, std::string_view params) {
+    return DecideJson(e, common::StrCat(R"({"agent":"bot","tool":"llm","action":")", action,
+                                        R"(","params":)", params, "}"));
+  };
+  // Fail closed: no rule runs, and the decision says why.
+  Decision d = decide("chat", "{}");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(d.deciding_rule, nullptr);
+  ASSERT_EQ(d.reasons.size(), 1u);
+  EXPECT_EQ(d.reasons[0].code, reason::kCostError);
+  EXPECT_EQ(d.reasons[0].detail, "cost_usd expression failed: no such key: max_tokens");
+  EXPECT_EQ(d.cost, 0);
+  EXPECT_THAT(d.ToJson(), HasSubstr(R"({"code":"cost_error","detail":"cost_usd expression )"
+                                    R"(failed: no such key: max_tokens"})"));
+  d = decide("chat", R"({"max_tokens":"lots"})");
+  EXPECT_EQ(d.reasons[0].code, reason::kCostError);
+  d = decide("refund", R"({"amount":5})");
+  EXPECT_EQ(d.reasons[0].code, reason::kCostError);
+  EXPECT_EQ(d.reasons[0].detail,
+            "cost_usd expression gave -5; a cost must be a finite number of dollars from 0 to "
+            "1000000");
+  d = decide("raw", R"({"n":1000001})");
+  EXPECT_EQ(d.reasons[0].detail,
+            "cost_usd expression gave 1000001; a cost must be a finite number of dollars from 0 "
+            "to 1000000");
+  d = decide("raw", R"({"n":1e300})");
+  EXPECT_EQ(d.reasons[0].code, reason::kCostError);
+  d = decide("raw", R"({"n":"0.5"})");
+  EXPECT_EQ(d.reasons[0].detail, "cost_usd expression gave a string, not a number of dollars");
+  d = decide("nan", "{}");
+  EXPECT_EQ(d.reasons[0].code, reason::kCostError);
+  // At the bounds, and rounded to the nearest micro-dollar.
+  d = decide("raw", R"({"n":1000000})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 1'000'000'000'000);
+  d = decide("raw", R"({"n":0.0000004})");
+  EXPECT_EQ(d.cost, 0);
+  d = decide("raw", R"({"n":0.0000015})");
+  EXPECT_EQ(d.cost, 2);
+  // A caller's cost means the expression is not evaluated.
+  d = DecideJson(e, R"({"agent":"bot","tool":"llm","action":"chat","cost_usd":0.2})");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.cost, 200'000);
+  // Scope refusals come first; the cost of a refused call is not computed.
+  d = DecideJson(e, R"({"agent":"ghost","tool":"llm","action":"chat"})");
+  EXPECT_EQ(d.reasons[0].code, reason::kUnknownAgent);
+  // Policy tests may expect the reason.
+  Engine tested(MustCompile({{"p.yaml", R"yaml(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm: {cost_usd: "double(params.max_tokens) * 0.00003"}
+agents:
+  bot: {tools: [llm]}
+rules:
+  - {id: ok, match: {tools: [llm]}, effect: allow}
+tests:
+  - name: no max_tokens, no price
+    input: {agent: bot, tool: llm}
+    expect: {decision: deny, reason: cost_error}
+  - name: priced
+    input: {agent: bot, tool: llm, params: {max_tokens: 10}}
+    expect: {decision: allow, rule: ok}
+)yaml"}}));
+  PolicyTestReport report = RunPolicyTests(tested, kNow);
+  EXPECT_EQ(report.passed(), 2) << report.results[0].failure;
 }
 
 TEST_F(EngineTest, ShadowModeCountsNothing) {

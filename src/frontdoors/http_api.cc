@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <optional>
 
 #include "common/json.h"
 #include "common/strings.h"
@@ -100,6 +101,13 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
               "# TYPE aegis_policy_info gauge\n";
       extra += StrCat("aegis_policy_info{name=\"", active->policy().name, "\",version=\"",
                       active->policy().version, "\"} 1\n");
+    }
+    if (limits::LimitStore* limits = store_.limits()) {
+      limits->AppendMetrics(extra);
+      // A store that cannot be asked leaves the spend series out (its up gauge says why).
+      if (auto rows = limits->Spend("", service::Decider::NowUnixNanos()); rows.ok()) {
+        service::AppendSpendMetrics(*rows, extra);
+      }
     }
     response.set(http::field::content_type, "text/plain; version=0.0.4");
     response.body() = decider_.metrics().Render(extra);
@@ -320,10 +328,14 @@ void HttpApi::Usage(const net::HttpRequest& request, net::HttpResponse& response
   auto body = common::ParseJson(request.body(), {.max_bytes = 4096, .max_depth = 4});
   const Json* id = body.ok() ? body->Find("decision_id") : nullptr;
   const Json* cost = body.ok() ? body->Find("cost_usd") : nullptr;
-  if (!body.ok() || !body->is_object() || body->as_object().size() != 2 || !id ||
-      !id->is_string() || !cost || !cost->is_number()) {
+  // Optional: the tenant the decision must belong to (another tenant's is "unknown").
+  const Json* tenant = body.ok() ? body->Find("tenant") : nullptr;
+  if (!body.ok() || !body->is_object() ||
+      body->as_object().size() != (tenant ? 3u : 2u) || !id || !id->is_string() || !cost ||
+      !cost->is_number() || (tenant && !tenant->is_string())) {
     return ErrorResponse(400, "invalid_request",
-                         "send {\"decision_id\": \"...\", \"cost_usd\": <number>} and nothing else",
+                         "send {\"decision_id\": \"...\", \"cost_usd\": <number>} and optionally "
+                         "\"tenant\", nothing else",
                          response);
   }
   double usd = cost->as_double();
@@ -332,12 +344,16 @@ void HttpApi::Usage(const net::HttpRequest& request, net::HttpResponse& response
                          response);
   }
   auto micros = static_cast<limits::Micros>(std::llround(usd * 1e6));
-  common::Status st = limits->Settle(id->as_string(), micros, service::Decider::NowUnixNanos());
+  common::Status st = limits->Settle(id->as_string(), micros, service::Decider::NowUnixNanos(),
+                                     tenant ? tenant->as_string() : std::string_view());
   if (st.code() == common::StatusCode::kNotFound) {
     return ErrorResponse(404, "unknown_decision", st.message(), response);
   }
   if (st.code() == common::StatusCode::kFailedPrecondition) {
     return ErrorResponse(409, "already_settled", st.message(), response);
+  }
+  if (st.code() == common::StatusCode::kUnavailable) {
+    return ErrorResponse(503, "limits_unavailable", st.message(), response);
   }
   if (!st.ok()) return ErrorResponse(400, "invalid_request", st.message(), response);
   std::string out = "{\"decision_id\":";
@@ -358,21 +374,59 @@ void HttpApi::Spend(const net::HttpRequest& request, net::HttpResponse& response
     if (!parsed.ok()) return ErrorResponse(400, "invalid_request", parsed.status().message(),
                                            response);
   }
-  const Json* prefix = query.Find("prefix");
+  // Filters: ?prefix= on the key, and ?tenant= ?agent= ?tool= ?window= ?scope= exactly.
+  auto param = [&](std::string_view name) -> std::optional<std::string_view> {
+    const Json* v = query.Find(name);
+    if (!v || !v->is_string()) return std::nullopt;
+    return v->as_string();
+  };
+  for (const auto& [name, value] : query.as_object()) {
+    static constexpr std::string_view kKnown[] = {"prefix", "tenant", "agent", "tool", "window",
+                                                  "scope"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
+      return ErrorResponse(400, "invalid_request",
+                           StrCat("unknown parameter \"", name,
+                                  "\" (allowed: prefix, tenant, agent, tool, window, scope)"),
+                           response);
+    }
+  }
+  auto rows = limits->Spend(param("prefix").value_or(""), service::Decider::NowUnixNanos());
+  if (!rows.ok()) {
+    return ErrorResponse(503, "limits_unavailable", rows.status().message(), response);
+  }
+  auto wanted = [&](std::string_view name, std::string_view value) {
+    auto p = param(name);
+    return !p || *p == value;
+  };
   std::string out = "{\"budgets\":[";
   bool first = true;
-  for (const auto& row :
-       limits->Spend(prefix ? prefix->as_string() : "", service::Decider::NowUnixNanos())) {
+  for (const auto& row : *rows) {
+    limits::KeyParts k = limits::SplitKey(row.key);
+    if (!wanted("tenant", k.tenant) || !wanted("agent", k.agent) || !wanted("tool", k.tool) ||
+        !wanted("window", row.window) || !wanted("scope", k.scope)) {
+      continue;
+    }
     if (!first) out += ",";
     first = false;
     out += "{\"key\":";
     common::AppendJsonString(out, row.key);
+    out += ",\"scope\":";
+    common::AppendJsonString(out, k.scope);
+    for (auto [name, value] : {std::pair{"tenant", k.tenant}, {"agent", k.agent}, {"tool", k.tool}}) {
+      if (value.empty()) continue;
+      out += StrCat(",\"", name, "\":");
+      common::AppendJsonString(out, value);
+    }
+    out += ",\"window\":";
+    common::AppendJsonString(out, row.window);
     out += ",\"window_start\":";
     common::AppendJsonString(out, Timestamp(row.window_start_unix_nanos));
     out += ",\"spent_usd\":";
     out += policy::FormatUsdMicros(row.spent);
     out += ",\"limit_usd\":";
     out += policy::FormatUsdMicros(row.limit);
+    out += ",\"remaining_usd\":";
+    out += policy::FormatUsdMicros(std::max<limits::Micros>(row.limit - row.spent, 0));
     out += "}";
   }
   out += "]}";

@@ -13,6 +13,7 @@ namespace {
 
 namespace http = boost::beast::http;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class HttpApiTest : public ::testing::Test {
  protected:
@@ -183,14 +184,89 @@ TEST(HttpApiLimitsTest, RateLimitsBudgetsUsageAndSpend) {
     return send(http::verb::post, "/v1/usage",
                 R"({"decision_id":")" + id + R"(","cost_usd":)" + cost + "}");
   };
+  // Another tenant's usage report finds nothing to settle.
+  EXPECT_EQ(send(http::verb::post, "/v1/usage",
+                 R"({"decision_id":")" + first_id + R"(","cost_usd":0,"tenant":"globex"})")
+                .result_int(),
+            404);
   EXPECT_EQ(settle(first_id, "0.5").result_int(), 200);
   EXPECT_EQ(settle(first_id, "0.5").result_int(), 409);
   EXPECT_EQ(settle("00000000-0000-7000-8000-000000000000", "1").result_int(), 404);
   EXPECT_EQ(settle(first_id, "-1").result_int(), 400);
   EXPECT_EQ(settle(first_id, R"("1")").result_int(), 400);
   spend = send(http::verb::get, "/v1/spend", "");
-  EXPECT_THAT(spend.body(), HasSubstr(R"("spent_usd":41,"limit_usd":50)"));
+  EXPECT_THAT(spend.body(), HasSubstr(R"("spent_usd":41,"limit_usd":50,"remaining_usd":9)"));
   (void)broke;
+
+  // Filters by agent, scope and window; unknown filters are refused.
+  spend = send(http::verb::get, "/v1/spend?agent=finance-agent&window=day&scope=agent", "");
+  EXPECT_EQ(spend.result_int(), 200);
+  EXPECT_THAT(spend.body(), HasSubstr(R"("scope":"agent","agent":"finance-agent","window":"day")"));
+  spend = send(http::verb::get, "/v1/spend?agent=nobody", "");
+  EXPECT_EQ(spend.body(), R"({"budgets":[]})");
+  spend = send(http::verb::get, "/v1/spend?colour=red", "");
+  EXPECT_EQ(spend.result_int(), 400);
+
+  // Spend and what is left, as Prometheus gauges.
+  auto metrics_text = send(http::verb::get, "/metrics", "").body();
+  EXPECT_THAT(metrics_text,
+              HasSubstr(R"(aegis_budget_remaining_usd{scope="agent",tenant="",)"
+                        R"(agent="finance-agent",tool="",window="day"} 9)"));
+  EXPECT_THAT(metrics_text, HasSubstr(R"(aegis_budget_limit_usd{scope="agent")"));
+}
+
+// A shared limit store that cannot be reached, as the engine and the API see it.
+class UnreachableStore : public limits::LimitStore {
+ public:
+  limits::Outcome Admit(const limits::Charge&) override {
+    limits::Outcome o;
+    o.result = limits::Outcome::Result::kUnavailable;
+    return o;
+  }
+  common::Status Settle(std::string_view, limits::Micros, int64_t, std::string_view) override {
+    return common::UnavailableError("redis: Connection refused");
+  }
+  common::StatusOr<std::vector<limits::SpendRow>> Spend(std::string_view, int64_t) override {
+    return common::UnavailableError("redis: Connection refused");
+  }
+};
+
+TEST(HttpApiLimitsTest, AnUnreachableStoreIs503ForCallsWithLimitsOnly) {
+  UnreachableStore limit_store;
+  service::PolicyStore store("examples/quickstart", 10, &limit_store);
+  ASSERT_TRUE(store.Reload().ok());
+  service::Metrics metrics;
+  service::Decider decider(store, metrics);
+  HttpApi api(decider, store, [&] { return store.Reload(); }, 4096);
+  auto send = [&](http::verb method, std::string target, std::string body) {
+    net::HttpRequest req{method, target, 11};
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+    req.prepare_payload();
+    net::HttpResponse resp;
+    api.Handle(req, resp);
+    return resp;
+  };
+  auto r = send(http::verb::post, "/v1/decide",
+                R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                    "params":{"amount":120}})");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(r["x-aegis-decision"], "deny");
+  EXPECT_THAT(r.body(), HasSubstr(R"("reasons":[{"code":"limits_unavailable"})"));
+  // A call the policy does not let happen never reaches the store.
+  r = send(http::verb::post, "/v1/decide",
+           R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+               "params":{"amount":7000}})");
+  EXPECT_EQ(r.result_int(), 403) << r.body();
+  EXPECT_THAT(r.body(), HasSubstr(R"("decision":"approval_needed")"));
+  r = send(http::verb::post, "/v1/usage", R"({"decision_id":"x","cost_usd":1})");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_THAT(r.body(), HasSubstr("limits_unavailable"));
+  EXPECT_EQ(send(http::verb::get, "/v1/spend", "").result_int(), 503);
+  // /metrics still answers, without spend series.
+  r = send(http::verb::get, "/metrics", "");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_THAT(r.body(), Not(HasSubstr("aegis_budget_spent_usd")));
 }
 
 TEST_F(HttpApiTest, PolicyEndpointsAndHealth) {

@@ -38,6 +38,11 @@ struct Window {
   // [start, end) of the window holding `now`.
   int64_t Start(int64_t now_unix_nanos) const;
   int64_t End(int64_t now_unix_nanos) const;
+  // "day", "month", or the duration in seconds ("3600s"): names the window in spend reports
+  // and, with the budget's key, identifies its counter.
+  std::string Label() const;
+
+  bool operator==(const Window&) const = default;
 };
 
 struct BudgetSpec {
@@ -50,10 +55,15 @@ struct RateLimit {
   RateSpec spec;
 };
 
+// A budget is identified by its key and its window: one key may carry a daily and a monthly
+// budget, each with its own counter.
 struct Budget {
   std::string key;
   BudgetSpec spec;
 };
+
+// The name of a budget's counter: its key and window label ("agent/acme/a@day").
+std::string CounterId(const Budget& b);
 
 // What one call asks of the limits.
 struct Charge {
@@ -61,12 +71,17 @@ struct Charge {
   std::vector<Budget> budgets;
   Micros cost = 0;             // estimate to reserve on every budget; >= 0
   std::string reservation_id;  // the decision id; empty: nothing to settle later
+  std::string owner;           // the tenant; Settle may require the same
   int64_t now_unix_nanos = 0;
 };
 
 struct Outcome {
-  enum class Result { kAdmitted, kRateLimited, kBudgetExceeded };
+  // kUnavailable: the shared store could not be asked and its fail mode is fail_closed.
+  enum class Result { kAdmitted, kRateLimited, kBudgetExceeded, kUnavailable };
   Result result = Result::kAdmitted;
+  // The shared store could not be asked and this answer came from the local fallback
+  // (fail_open): front doors mark the decision, metrics count it.
+  bool fail_open = false;
   std::string key;                   // the limit that refused
   int64_t retry_after_nanos = 0;     // kRateLimited: when the call would be admitted
   int64_t window_reset_unix_nanos = 0;  // kBudgetExceeded: when the window rolls over
@@ -76,12 +91,20 @@ struct Outcome {
 // One budget key's state, for spend reports.
 struct SpendRow {
   std::string key;
+  std::string window;  // Window::Label()
   int64_t window_start_unix_nanos = 0;
   Micros spent = 0;  // settled plus reserved
   Micros limit = 0;
 };
 
-// Where limit state lives: in process (MemoryLimitStore) or shared (Redis, next).
+// The parts of a limit key as the engine builds them: "agent/<tenant>/<agent>",
+// "agent_tool/<tenant>/<agent>/<tool>", "tenant/<tenant>". Parts a key lacks stay empty.
+struct KeyParts {
+  std::string_view scope, tenant, agent, tool;
+};
+KeyParts SplitKey(std::string_view key);
+
+// Where limit state lives: in process (MemoryLimitStore) or shared (RedisLimitStore).
 class LimitStore {
  public:
   virtual ~LimitStore() = default;
@@ -91,13 +114,19 @@ class LimitStore {
   virtual Outcome Admit(const Charge& charge) = 0;
 
   // Replaces a reservation's estimate with `actual` (refunding or charging the difference in
-  // the window it was reserved in). NotFound for an unknown or expired id, FailedPrecondition
-  // when it was settled already, InvalidArgument for a negative amount.
+  // the window it was reserved in). NotFound for an unknown or expired id, or one whose owner
+  // is not `owner` (when `owner` is not empty); FailedPrecondition when it was settled already;
+  // InvalidArgument for a negative amount; Unavailable when the shared store cannot be asked.
   virtual common::Status Settle(std::string_view reservation_id, Micros actual,
-                                int64_t now_unix_nanos) = 0;
+                                int64_t now_unix_nanos, std::string_view owner = {}) = 0;
 
-  // Current-window spend of every budget key starting with `prefix`, sorted by key.
-  virtual std::vector<SpendRow> Spend(std::string_view prefix, int64_t now_unix_nanos) = 0;
+  // Current-window spend of every budget key starting with `prefix`, sorted by key and window.
+  // Unavailable when the shared store cannot be asked.
+  virtual common::StatusOr<std::vector<SpendRow>> Spend(std::string_view prefix,
+                                                        int64_t now_unix_nanos) = 0;
+
+  // Appends the store's own Prometheus series (connection state, errors, fail-open answers).
+  virtual void AppendMetrics(std::string& /*out*/) const {}
 };
 
 }  // namespace aegis::limits

@@ -3,162 +3,123 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <set>
+#include <tuple>
 
 #include "common/strings.h"
 
 namespace aegis::limits {
 
-namespace {
-
-constexpr int64_t kDayNanos = 86'400LL * 1'000'000'000;
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-// Days since 1970-01-01 of the first day of the month holding `days` (proleptic Gregorian),
-// and of the month after (H. Hinnant's civil-from-days / days-from-civil).
-void MonthBounds(int64_t days, int64_t& first, int64_t& next) {
-  auto civil = [](int64_t z, int64_t& y, unsigned& m) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    auto doe = static_cast<unsigned>(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<int64_t>(yoe) + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2) ++y;
-  };
-  auto days_from = [](int64_t y, unsigned m) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    auto yoe = static_cast<unsigned>(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5;  // day 1 of month m
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<int64_t>(doe) - 719468;
-  };
-  int64_t y;
-  unsigned m;
-  civil(days, y, m);
-  first = days_from(y, m);
-  next = m == 12 ? days_from(y + 1, 1) : days_from(y, m + 1);
-}
-
-}  // namespace
-
-int64_t Window::Start(int64_t now) const {
-  switch (kind) {
-    case Kind::kDay:
-      return FloorDiv(now, kDayNanos) * kDayNanos;
-    case Kind::kMonth: {
-      int64_t first, next;
-      MonthBounds(FloorDiv(now, kDayNanos), first, next);
-      return first * kDayNanos;
-    }
-    case Kind::kDuration:
-      return duration_nanos > 0 ? FloorDiv(now, duration_nanos) * duration_nanos : 0;
-  }
-  return 0;
-}
-
-int64_t Window::End(int64_t now) const {
-  switch (kind) {
-    case Kind::kDay:
-      return Start(now) + kDayNanos;
-    case Kind::kMonth: {
-      int64_t first, next;
-      MonthBounds(FloorDiv(now, kDayNanos), first, next);
-      return next * kDayNanos;
-    }
-    case Kind::kDuration:
-      return Start(now) + duration_nanos;
-  }
-  return 0;
-}
-
 MemoryLimitStore::MemoryLimitStore(int64_t reservation_ttl_nanos)
     : reservation_ttl_(reservation_ttl_nanos) {}
 
-size_t MemoryLimitStore::ShardOf(std::string_view key) {
-  return std::hash<std::string_view>{}(key) % kShards;
+MemoryLimitStore::BudgetState* MemoryLimitStore::FindWindow(std::vector<BudgetState>& windows,
+                                                            const Window& w) {
+  for (BudgetState& s : windows) {
+    if (s.window == w) return &s;
+  }
+  return nullptr;
 }
 
 Outcome MemoryLimitStore::Admit(const Charge& c) {
   const int64_t now = c.now_unix_nanos;
-  // Each key counts once, whatever the caller listed twice.
-  std::vector<const RateLimit*> rates;
-  std::vector<const Budget*> budgets;
-  std::set<std::string_view> seen;
+  // Per-thread scratch, so a call allocates nothing here once a thread has warmed up.
+  struct RateCheck {
+    const RateLimit* limit;
+    KeyRef ref;
+    int64_t new_tat;
+  };
+  struct BudgetCheck {
+    const Budget* budget;
+    KeyRef ref;
+    int64_t start;
+  };
+  thread_local std::vector<RateCheck> rates;
+  thread_local std::vector<BudgetCheck> budgets;
+  rates.clear();
+  budgets.clear();
+  // Each key (each key and window, for budgets) counts once, whatever the caller listed twice.
   for (const auto& r : c.rates) {
-    if (seen.insert(r.key).second) rates.push_back(&r);
+    if (std::none_of(rates.begin(), rates.end(),
+                     [&](const RateCheck& x) { return x.limit->key == r.key; })) {
+      rates.push_back({&r, Ref(r.key), 0});
+    }
   }
-  seen.clear();
   for (const auto& b : c.budgets) {
-    if (seen.insert(b.key).second) budgets.push_back(&b);
+    if (std::none_of(budgets.begin(), budgets.end(), [&](const BudgetCheck& x) {
+          return x.budget->key == b.key && x.budget->spec.window == b.spec.window;
+        })) {
+      budgets.push_back({&b, Ref(b.key), b.spec.window.Start(now)});
+    }
   }
 
   // Lock every shard involved, in shard order.
   std::array<bool, kShards> involved{};
-  for (const auto* r : rates) involved[ShardOf(r->key)] = true;
-  for (const auto* b : budgets) involved[ShardOf(b->key)] = true;
+  for (const auto& r : rates) involved[ShardOf(r.ref)] = true;
+  for (const auto& b : budgets) involved[ShardOf(b.ref)] = true;
   std::array<std::unique_lock<std::mutex>, kShards> locks;
   for (size_t i = 0; i < kShards; ++i) {
     if (involved[i]) locks[i] = std::unique_lock<std::mutex>(shards_[i].mu);
   }
 
   // Check everything first: rate limits, then budgets.
-  std::vector<int64_t> new_tats(rates.size());
-  for (size_t i = 0; i < rates.size(); ++i) {
-    const RateLimit& r = *rates[i];
-    double per_second = r.spec.per_second > 0 ? r.spec.per_second : 1e-9;
+  for (auto& r : rates) {
+    const RateSpec& spec = r.limit->spec;
+    double per_second = spec.per_second > 0 ? spec.per_second : 1e-9;
     auto interval = static_cast<int64_t>(std::ceil(1e9 / per_second));
-    int64_t burst = std::max<int64_t>(r.spec.burst, 1);
-    Shard& shard = shards_[ShardOf(r.key)];
-    auto it = shard.rates.find(r.key);
+    int64_t burst = std::max<int64_t>(spec.burst, 1);
+    Shard& shard = shards_[ShardOf(r.ref)];
+    auto it = shard.rates.find(r.ref);
     int64_t tat = std::max(it == shard.rates.end() ? now : it->second.tat, now);
     int64_t allowed_ahead = (burst - 1) * interval;
     if (tat - now > allowed_ahead) {
       Outcome o;
       o.result = Outcome::Result::kRateLimited;
-      o.key = r.key;
+      o.key = r.limit->key;
       o.retry_after_nanos = tat - now - allowed_ahead;
       return o;
     }
-    new_tats[i] = tat + interval;
+    r.new_tat = tat + interval;
   }
-  for (const auto* b : budgets) {
-    Shard& shard = shards_[ShardOf(b->key)];
-    auto it = shard.budgets.find(b->key);
-    int64_t start = b->spec.window.Start(now);
-    Micros spent = (it == shard.budgets.end() || it->second.window_start != start)
-                       ? 0
-                       : it->second.spent;
-    if (spent + c.cost > b->spec.limit) {
+  for (const auto& b : budgets) {
+    Shard& shard = shards_[ShardOf(b.ref)];
+    auto it = shard.budgets.find(b.ref);
+    const BudgetState* s =
+        it == shard.budgets.end() ? nullptr : FindWindow(it->second, b.budget->spec.window);
+    Micros spent = s && s->window_start == b.start ? s->spent : 0;
+    if (spent + c.cost > b.budget->spec.limit) {
       Outcome o;
       o.result = Outcome::Result::kBudgetExceeded;
-      o.key = b->key;
-      o.remaining = std::max<Micros>(b->spec.limit - spent, 0);
-      o.window_reset_unix_nanos = b->spec.window.End(now);
+      o.key = b.budget->key;
+      o.remaining = std::max<Micros>(b.budget->spec.limit - spent, 0);
+      o.window_reset_unix_nanos = b.budget->spec.window.End(now);
       return o;
     }
   }
 
   // Everything admits: apply everything.
-  for (size_t i = 0; i < rates.size(); ++i) {
-    shards_[ShardOf(rates[i]->key)].rates[rates[i]->key].tat = new_tats[i];
+  for (const auto& r : rates) {
+    Shard& shard = shards_[ShardOf(r.ref)];
+    auto it = shard.rates.find(r.ref);
+    if (it == shard.rates.end()) it = shard.rates.emplace(r.limit->key, RateState{}).first;
+    it->second.tat = r.new_tat;
   }
+  const bool reserve = !c.reservation_id.empty() && !budgets.empty();
   Reservation reservation;
-  for (const auto* b : budgets) {
-    BudgetState& s = shards_[ShardOf(b->key)].budgets[b->key];
-    int64_t start = b->spec.window.Start(now);
-    if (s.window_start != start) {
-      s.window_start = start;
-      s.spent = 0;
+  for (const auto& b : budgets) {
+    Shard& shard = shards_[ShardOf(b.ref)];
+    auto it = shard.budgets.find(b.ref);
+    if (it == shard.budgets.end()) {
+      it = shard.budgets.emplace(b.budget->key, std::vector<BudgetState>{}).first;
     }
-    s.spent += c.cost;
-    s.limit = b->spec.limit;
-    s.window = b->spec.window;
-    reservation.budgets.emplace_back(b->key, start);
+    BudgetState* s = FindWindow(it->second, b.budget->spec.window);
+    if (!s) s = &it->second.emplace_back(BudgetState{b.budget->spec.window, b.start, 0, 0});
+    if (s->window_start != b.start) {
+      s->window_start = b.start;
+      s->spent = 0;
+    }
+    s->spent += c.cost;
+    s->limit = b.budget->spec.limit;
+    if (reserve) reservation.budgets.push_back({b.budget->key, s->window, b.start});
   }
   for (auto& l : locks) {
     if (l.owns_lock()) l.unlock();
@@ -166,26 +127,31 @@ Outcome MemoryLimitStore::Admit(const Charge& c) {
 
   // Record the reservation after the shards are released: Settle takes the locks in the
   // other order.
-  if (!c.reservation_id.empty() && !reservation.budgets.empty()) {
+  if (reserve) {
     reservation.amount = c.cost;
+    reservation.owner = c.owner;
     reservation.expires = now + reservation_ttl_;
-    std::lock_guard<std::mutex> lock(reservations_mu_);
-    if (now >= next_purge_) {
-      std::erase_if(reservations_, [&](const auto& kv) { return kv.second.expires <= now; });
-      next_purge_ = now + std::max<int64_t>(reservation_ttl_ / 4, 1);
+    ReservationShard& shard = reservations_[ShardOf(Ref(c.reservation_id))];
+    std::lock_guard<std::mutex> lock(shard.mu);
+    if (now >= shard.next_purge) {
+      std::erase_if(shard.map, [&](const auto& kv) { return kv.second.expires <= now; });
+      shard.next_purge = now + std::max<int64_t>(reservation_ttl_ / 4, 1);
     }
-    reservations_[c.reservation_id] = std::move(reservation);
+    shard.map[c.reservation_id] = std::move(reservation);
   }
   return Outcome{};
 }
 
-common::Status MemoryLimitStore::Settle(std::string_view id, Micros actual, int64_t now) {
+common::Status MemoryLimitStore::Settle(std::string_view id, Micros actual, int64_t now,
+                                        std::string_view owner) {
   if (actual < 0) return common::InvalidArgumentError("the actual cost may not be negative");
   Reservation r;
   {
-    std::lock_guard<std::mutex> lock(reservations_mu_);
-    auto it = reservations_.find(std::string(id));
-    if (it == reservations_.end() || it->second.expires <= now) {
+    ReservationShard& shard = reservations_[ShardOf(Ref(id))];
+    std::lock_guard<std::mutex> lock(shard.mu);
+    auto it = shard.map.find(std::string(id));
+    if (it == shard.map.end() || it->second.expires <= now ||
+        (!owner.empty() && it->second.owner != owner)) {
       return common::NotFoundError(
           common::StrCat("no open reservation for decision ", id, " (unknown or expired)"));
     }
@@ -197,29 +163,36 @@ common::Status MemoryLimitStore::Settle(std::string_view id, Micros actual, int6
     r = it->second;
   }
   Micros delta = actual - r.amount;
-  for (const auto& [key, window_start] : r.budgets) {
-    Shard& shard = shards_[ShardOf(key)];
+  for (const auto& counter : r.budgets) {
+    KeyRef ref = Ref(counter.key);
+    Shard& shard = shards_[ShardOf(ref)];
     std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.budgets.find(key);
+    auto it = shard.budgets.find(ref);
+    BudgetState* s = it == shard.budgets.end() ? nullptr : FindWindow(it->second, counter.window);
     // A window that has rolled over since is not reopened.
-    if (it == shard.budgets.end() || it->second.window_start != window_start) continue;
-    it->second.spent = std::max<Micros>(it->second.spent + delta, 0);
+    if (!s || s->window_start != counter.window_start) continue;
+    s->spent = std::max<Micros>(s->spent + delta, 0);
   }
   return common::OkStatus();
 }
 
-std::vector<SpendRow> MemoryLimitStore::Spend(std::string_view prefix, int64_t now) {
+common::StatusOr<std::vector<SpendRow>> MemoryLimitStore::Spend(std::string_view prefix,
+                                                                 int64_t now) {
   std::vector<SpendRow> rows;
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    for (const auto& [key, s] : shard.budgets) {
+    for (const auto& [key, windows] : shard.budgets) {
       if (key.compare(0, prefix.size(), prefix) != 0) continue;
-      int64_t start = s.window.Start(now);
-      rows.push_back({key, start, s.window_start == start ? s.spent : 0, s.limit});
+      for (const BudgetState& s : windows) {
+        int64_t start = s.window.Start(now);
+        rows.push_back(
+            {key, s.window.Label(), start, s.window_start == start ? s.spent : 0, s.limit});
+      }
     }
   }
-  std::sort(rows.begin(), rows.end(),
-            [](const SpendRow& a, const SpendRow& b) { return a.key < b.key; });
+  std::sort(rows.begin(), rows.end(), [](const SpendRow& a, const SpendRow& b) {
+    return std::tie(a.key, a.window) < std::tie(b.key, b.window);
+  });
   return rows;
 }
 

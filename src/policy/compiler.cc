@@ -1,6 +1,7 @@
 #include "policy/compiler.h"
 
 #include <algorithm>
+#include <cassert>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -186,6 +187,52 @@ bool ParseDurationSeconds(std::string_view s, int64_t& out) {
   return total > 0;
 }
 
+// Where byte `offset` of an expression written as the scalar `n` is in the file.
+Location ExprLocation(const DocNode& n, std::string_view source, size_t offset) {
+  Location at = n.location;
+  std::string_view before = source.substr(0, offset);
+  size_t newline = before.rfind('\n');
+  if (newline == std::string_view::npos) {
+    at.column += static_cast<int>(offset) + (n.quoted ? 1 : 0);
+  } else {
+    at.line += 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+    at.column = static_cast<int>(offset - newline);
+  }
+  return at;
+}
+
+constexpr int64_t kDaySeconds = 86'400;
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
+
+// Whether two budgets count over the same windows: the same kind and length, where a duration
+// of one day has the UTC day's bounds.
+bool SameWindow(const BudgetLimit& a, const BudgetLimit& b) {
+  auto canonical = [](const BudgetLimit& x) {
+    if (x.window == BudgetWindow::kDuration && x.duration_nanos == kDaySeconds * kNanosPerSecond) {
+      return std::make_pair(BudgetWindow::kDay, int64_t{0});
+    }
+    return std::make_pair(x.window, x.window == BudgetWindow::kDuration ? x.duration_nanos : 0);
+  };
+  return canonical(a) == canonical(b);
+}
+
+// Declares the variables conditions and cost expressions read, in one fixed order, so that
+// environments declared by it agree on every slot. `cost_usd_name` names the cost_usd slot.
+void DeclareVariables(expr::Environment& env, CompiledPolicy::Slots& slots,
+                      std::string_view cost_usd_name) {
+  slots.agent = env.Declare("agent", "string");
+  slots.tenant = env.Declare("tenant", "string");
+  slots.tool = env.Declare("tool", "string");
+  slots.action = env.Declare("action", "string");
+  slots.params = env.Declare("params", "map(string, dyn)");
+  slots.request = env.Declare("request", "map(string, dyn)");
+  slots.identity = env.Declare("identity", "map(string, dyn)");
+  slots.cost_usd = env.Declare(cost_usd_name, "double");
+  slots.now = env.Declare("now", "timestamp");
+}
+
+void DeclareVariables(CompiledPolicy& p) { DeclareVariables(p.env, p.slots, "cost_usd"); }
+
 struct RuleSource {
   Rule* rule = nullptr;
   const DocNode* node = nullptr;
@@ -204,7 +251,15 @@ struct AgentSource {
 
 class Builder {
  public:
-  Builder(CompiledPolicy& policy, Diagnostics& diags) : p_(policy), d_(diags) {}
+  // `policy` has its variables declared already.
+  Builder(CompiledPolicy& policy, Diagnostics& diags) : p_(policy), d_(diags) {
+    // Cost expressions see what conditions see, in the same slots, except cost_usd: they
+    // compute it. Its slot gets a name no expression can write, so reading cost_usd is an
+    // undeclared reference at load.
+    CompiledPolicy::Slots slots{};
+    DeclareVariables(cost_env_, slots, kCostUsdInCostExpression);
+    assert(slots.now == p_.slots.now && cost_env_.size() == p_.env.size());
+  }
 
   void AddDocument(const SourceFile& file, const DocNode& root);
   void ResolveReferences();
@@ -332,8 +387,18 @@ class Builder {
   }
 
   void ParseTool(const std::string& tenant, const DocNode& key, const DocNode& n);
-  // Reads max_requests_per_second, burst and max_daily_budget_usd from the map `n`.
+  // Reads max_requests_per_second, burst, max_daily_budget_usd, max_monthly_budget_usd and
+  // budgets from the map `n`.
   void ParseLimits(const DocNode& n, LimitSpec& out);
+  // Reads one entry of `budgets:` ({usd: N, window: day|month|<duration>}) into `out`, the
+  // window as written into `window_text` and its node into `window_node`. Reports what is
+  // wrong and returns false.
+  bool ParseBudget(const DocNode& n, BudgetLimit& out, std::string& window_text,
+                   const DocNode*& window_node);
+  // Reads cost_usd: a plain number is a constant amount, a string an expression compiled now.
+  // `owner` names the tool or action in messages.
+  void ParseCost(const DocNode& n, std::optional<Micros>& constant,
+                 std::shared_ptr<const CostExpression>& expression, const std::string& owner);
   void ParseAgent(const std::string& tenant, const DocNode& key, const DocNode& n);
   void ParseRule(const std::string& tenant, const DocNode& n);
   void ParseTest(const DocNode& n);
@@ -344,8 +409,11 @@ class Builder {
   std::vector<const Tool*> VisibleTools(const std::string& tenant) const;
   std::vector<const AgentProfile*> VisibleAgents(const std::string& tenant) const;
 
+  static constexpr std::string_view kCostUsdInCostExpression = "<cost_usd being computed>";
+
   CompiledPolicy& p_;
   Diagnostics& d_;
+  expr::Environment cost_env_;
   std::vector<RuleSource> rule_sources_;
   std::vector<AgentSource> agent_sources_;
   std::map<std::string, Location> rule_ids_;
@@ -439,7 +507,10 @@ void Builder::AddDocument(const SourceFile& file, const DocNode& root) {
                "limits at the top of a file are a tenant's: set metadata.tenant, or put limits on "
                "agents and tools");
     } else if (ExpectKind(*limits, DocNode::Kind::kMap, "limits")) {
-      CheckKeys(*limits, {"max_requests_per_second", "burst", "max_daily_budget_usd"}, "limits");
+      CheckKeys(*limits,
+                {"max_requests_per_second", "burst", "max_daily_budget_usd",
+                 "max_monthly_budget_usd", "budgets"},
+                "limits");
       ParseLimits(*limits, scope.limits);
     }
   }
@@ -490,10 +561,121 @@ void Builder::ParseLimits(const DocNode& n, LimitSpec& out) {
       d_.Error(burst->location, "missing-key", "burst needs max_requests_per_second");
     }
   }
+  // One budget per window: a second one over the same window is refused where it is written.
+  auto add_budget = [&](BudgetLimit budget, std::string_view window_text, const Location& at) {
+    for (const BudgetLimit& other : out.budgets) {
+      if (SameWindow(other, budget)) {
+        d_.Error(at, "duplicate-id",
+                 StrCat("another budget over the same window (", window_text, ") is set at ",
+                        other.location.file, ":", other.location.line, ":", other.location.column));
+        return;
+      }
+    }
+    out.budgets.push_back(std::move(budget));
+  };
   if (const DocNode* budget = Field(n, "max_daily_budget_usd")) {
     Micros m;
-    if (GetUsd(*budget, m, "max_daily_budget_usd")) out.max_daily_budget = m;
+    if (GetUsd(*budget, m, "max_daily_budget_usd")) {
+      add_budget({m, BudgetWindow::kDay, 0, budget->location}, "day", budget->location);
+    }
   }
+  if (const DocNode* budget = Field(n, "max_monthly_budget_usd")) {
+    Micros m;
+    if (GetUsd(*budget, m, "max_monthly_budget_usd")) {
+      add_budget({m, BudgetWindow::kMonth, 0, budget->location}, "month", budget->location);
+    }
+  }
+  if (const DocNode* budgets = Field(n, "budgets")) {
+    if (ExpectKind(*budgets, DocNode::Kind::kSequence, "budgets")) {
+      for (const auto& item : budgets->items) {
+        BudgetLimit budget;
+        std::string window_text;
+        const DocNode* window_node = nullptr;
+        if (ParseBudget(item, budget, window_text, window_node)) {
+          add_budget(std::move(budget), window_text, window_node->location);
+        }
+      }
+    }
+  }
+}
+
+bool Builder::ParseBudget(const DocNode& n, BudgetLimit& out, std::string& window_text,
+                          const DocNode*& window_node) {
+  if (!ExpectKind(n, DocNode::Kind::kMap, "a budget")) return false;
+  CheckKeys(n, {"usd", "window"}, "a budget");
+  out.location = n.location;
+  bool ok = true;
+  const DocNode* usd = Field(n, "usd");
+  if (!usd) {
+    d_.Error(n.location, "missing-key", "a budget needs usd, its ceiling in dollars");
+    ok = false;
+  } else if (!GetUsd(*usd, out.usd, "a budget's usd")) {
+    ok = false;
+  }
+  window_node = Field(n, "window");
+  if (!window_node) {
+    d_.Error(n.location, "missing-key",
+             "a budget needs a window: day, month or a duration such as 1h");
+    return false;
+  }
+  if (!GetString(*window_node, window_text, "a budget's window")) return false;
+  int64_t seconds = 0;
+  if (window_text == "day") {
+    out.window = BudgetWindow::kDay;
+  } else if (window_text == "month") {
+    out.window = BudgetWindow::kMonth;
+  } else if (!ParseDurationSeconds(window_text, seconds)) {
+    d_.Error(window_node->location, "wrong-value",
+             StrCat("a budget's window must be day, month or a duration such as 90s, 30m, 1h "
+                    "or 7d, not \"",
+                    window_text, "\""));
+    return false;
+  } else if (seconds > 366 * kDaySeconds) {
+    d_.Error(window_node->location, "wrong-value", "a budget's window may be at most 366d");
+    return false;
+  } else {
+    out.window = BudgetWindow::kDuration;
+    out.duration_nanos = seconds * kNanosPerSecond;
+  }
+  return ok;
+}
+
+void Builder::ParseCost(const DocNode& n, std::optional<Micros>& constant,
+                        std::shared_ptr<const CostExpression>& expression,
+                        const std::string& owner) {
+  Json typed;
+  Diagnostics scratch;
+  bool is_text = n.kind == DocNode::Kind::kScalar &&
+                 (n.quoted || (ToJson(n, typed, scratch) && typed.is_string()));
+  if (!is_text) {
+    Micros m;
+    if (GetUsd(n, m, "cost_usd")) constant = m;
+    return;
+  }
+  if (n.scalar.empty()) {
+    d_.Error(n.location, "wrong-value",
+             StrCat("cost_usd of ", owner, " is empty: write an amount or an expression"));
+    return;
+  }
+  expr::CompileResult result = expr::Compile(n.scalar, cost_env_);
+  for (const auto& e : result.errors) {
+    std::string_view message = e.message;
+    if (e.code == "expr-undeclared" && message == "undeclared reference to 'cost_usd'") {
+      message = "a cost expression cannot read cost_usd, the cost it computes";
+    }
+    d_.Error(ExprLocation(n, n.scalar, e.offset), e.code,
+             StrCat("cost_usd of ", owner, ": ", message));
+  }
+  if (!result.program) return;
+  std::string type = result.program->ResultType();
+  if (type != "int" && type != "uint" && type != "double" && type != "dyn") {
+    d_.Error(n.location, "expr-type",
+             StrCat("cost_usd of ", owner, ": the expression has type ", type,
+                    "; it must be a number of dollars (int, uint or double)"));
+    return;
+  }
+  expression = std::make_shared<const CostExpression>(
+      CostExpression{n.scalar, std::move(result.program), n.location});
 }
 
 void Builder::ParseTool(const std::string& tenant, const DocNode& key, const DocNode& n) {
@@ -514,7 +696,7 @@ void Builder::ParseTool(const std::string& tenant, const DocNode& key, const Doc
   if (!ExpectKind(n, DocNode::Kind::kMap, StrCat("tool ", tool.name))) return;
   CheckKeys(n,
             {"hosts", "actions", "cost_usd", "description", "max_requests_per_second", "burst",
-             "max_daily_budget_usd"},
+             "max_daily_budget_usd", "max_monthly_budget_usd", "budgets"},
             StrCat("tool ", tool.name));
   ParseLimits(n, tool.limits);
   if (const DocNode* hosts = Field(n, "hosts")) {
@@ -531,8 +713,7 @@ void Builder::ParseTool(const std::string& tenant, const DocNode& key, const Doc
     }
   }
   if (const DocNode* c = Field(n, "cost_usd")) {
-    Micros m;
-    if (GetUsd(*c, m, "cost_usd")) tool.cost = m;
+    ParseCost(*c, tool.cost, tool.cost_expr, StrCat("tool ", tool.name));
   }
   if (const DocNode* actions = Field(n, "actions")) {
     if (ExpectKind(*actions, DocNode::Kind::kMap, "actions")) {
@@ -567,8 +748,7 @@ void Builder::ParseTool(const std::string& tenant, const DocNode& key, const Doc
             }
           }
           if (const DocNode* c = Field(av, "cost_usd")) {
-            Micros m;
-            if (GetUsd(*c, m, "cost_usd")) a.cost = m;
+            ParseCost(*c, a.cost, a.cost_expr, StrCat("action ", a.name, " of tool ", tool.name));
           }
         }
         tool.actions.push_back(std::move(a));
@@ -591,7 +771,7 @@ void Builder::ParseAgent(const std::string& tenant, const DocNode& key, const Do
   if (n.kind != DocNode::Kind::kNull && ExpectKind(n, DocNode::Kind::kMap, "an agent profile")) {
     CheckKeys(n,
               {"tools", "allowed_domains", "max_requests_per_second", "burst",
-               "max_daily_budget_usd", "description"},
+               "max_daily_budget_usd", "max_monthly_budget_usd", "budgets", "description"},
               StrCat("agent ", agent.name));
     if (const DocNode* tools = Field(n, "tools")) {
       GetStringList(*tools, source.tool_refs, "tools");
@@ -958,16 +1138,8 @@ void Builder::CompileConditions() {
     expr::CompileResult result = expr::Compile(r.condition_source, p_.env);
     const DocNode& n = *src.if_node;
     for (const auto& e : result.errors) {
-      Location at = n.location;
-      std::string_view before = std::string_view(r.condition_source).substr(0, e.offset);
-      size_t newline = before.rfind('\n');
-      if (newline == std::string_view::npos) {
-        at.column += static_cast<int>(e.offset) + (n.quoted ? 1 : 0);
-      } else {
-        at.line += 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
-        at.column = static_cast<int>(e.offset - newline);
-      }
-      d_.Error(at, e.code, StrCat("rule ", r.id, ": ", e.message));
+      d_.Error(ExprLocation(n, r.condition_source, e.offset), e.code,
+               StrCat("rule ", r.id, ": ", e.message));
     }
     if (!result.program) continue;
     std::string type = result.program->ResultType();
@@ -1071,18 +1243,6 @@ void Builder::BuildIndex() {
     }
   }
   p_.index.Finish();
-}
-
-void DeclareVariables(CompiledPolicy& p) {
-  p.slots.agent = p.env.Declare("agent", "string");
-  p.slots.tenant = p.env.Declare("tenant", "string");
-  p.slots.tool = p.env.Declare("tool", "string");
-  p.slots.action = p.env.Declare("action", "string");
-  p.slots.params = p.env.Declare("params", "map(string, dyn)");
-  p.slots.request = p.env.Declare("request", "map(string, dyn)");
-  p.slots.identity = p.env.Declare("identity", "map(string, dyn)");
-  p.slots.cost_usd = p.env.Declare("cost_usd", "double");
-  p.slots.now = p.env.Declare("now", "timestamp");
 }
 
 }  // namespace

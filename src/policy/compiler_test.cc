@@ -273,6 +273,173 @@ limits: {burst: 3, max_daily_budget_usd: -1, colour: red}
   EXPECT_THAT(lines, testing::Contains(HasSubstr("unknown key \"colour\" in limits")));
 }
 
+TEST(CompilerTest, BudgetsHaveWindows) {
+  auto out = CompileFiles({{"p.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm:
+    max_monthly_budget_usd: 300
+agents:
+  bot:
+    tools: [llm]
+    max_daily_budget_usd: 50
+    max_monthly_budget_usd: 1000.5
+    budgets:
+      - {usd: 5, window: 1h}
+      - {usd: 0.25, window: 90s}
+      - usd: 100
+        window: 7d
+)"},
+                           {"t.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+metadata: {tenant: acme}
+limits:
+  budgets: [{usd: 20000, window: month}, {usd: 1, window: 1h30m}]
+)"}},
+                          "test");
+  ASSERT_TRUE(out.policy) << testing::PrintToString(Messages(out));
+  const auto& budgets = out.policy->FindAgent("", "bot")->limits.budgets;
+  ASSERT_EQ(budgets.size(), 5u);
+  EXPECT_EQ(budgets[0].window, BudgetWindow::kDay);
+  EXPECT_EQ(budgets[0].usd, 50'000'000);
+  EXPECT_EQ(budgets[0].location.line, 9);
+  EXPECT_EQ(budgets[1].window, BudgetWindow::kMonth);
+  EXPECT_EQ(budgets[1].usd, 1'000'500'000);
+  EXPECT_EQ(budgets[2].window, BudgetWindow::kDuration);
+  EXPECT_EQ(budgets[2].duration_nanos, 3'600'000'000'000);
+  EXPECT_EQ(budgets[2].usd, 5'000'000);
+  EXPECT_EQ(budgets[3].duration_nanos, 90'000'000'000);
+  EXPECT_EQ(budgets[3].usd, 250'000);
+  EXPECT_EQ(budgets[4].duration_nanos, 7 * 86'400'000'000'000);
+  EXPECT_EQ(budgets[4].location.line, 14);
+  EXPECT_FALSE(out.policy->FindAgent("", "bot")->limits.empty());
+  const auto& tool = out.policy->FindTool("", "llm")->limits;
+  ASSERT_EQ(tool.budgets.size(), 1u);
+  EXPECT_EQ(tool.budgets[0].window, BudgetWindow::kMonth);
+  EXPECT_FALSE(tool.empty());
+  const auto& tenant = out.policy->FindScope("acme")->limits;
+  ASSERT_EQ(tenant.budgets.size(), 2u);
+  EXPECT_EQ(tenant.budgets[1].duration_nanos, 5'400'000'000'000);
+  EXPECT_TRUE(out.policy->FindScope("")->limits.empty());
+}
+
+TEST(CompilerTest, RefusesBadBudgetsWhereTheyAreWritten) {
+  auto out = CompileOne(R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm: {budgets: {usd: 1, window: day}}
+agents:
+  a:
+    max_daily_budget_usd: 5
+    max_monthly_budget_usd: -3
+    budgets:
+      - {usd: 1, window: weekly}
+      - {usd: 1, window: 367d}
+      - {usd: 1, window: 0s}
+      - {usd: 1}
+      - {window: 1h, usd: 1.0000001}
+      - {usd: 2, window: 24h}
+      - {usd: 2, window: 1h, colour: red}
+      - {usd: 3, window: 60m}
+      - {usd: 3, window: 60}
+      - [usd, 3]
+  b:
+    max_monthly_budget_usd: 5
+    budgets: [{usd: 1, window: month}, {usd: 1, window: 1d}, {usd: 1, window: day}]
+)");
+  EXPECT_FALSE(out.policy);
+  EXPECT_THAT(
+      Messages(out),
+      ElementsAre(
+          "p.yaml:4:18: error[wrong-type]: budgets must be a list, not a map",
+          "p.yaml:8:29: error[invalid-amount]: max_monthly_budget_usd must be a non-negative "
+          "dollar amount with at most 6 decimals",
+          "p.yaml:10:26: error[wrong-value]: a budget's window must be day, month or a duration "
+          "such as 90s, 30m, 1h or 7d, not \"weekly\"",
+          "p.yaml:11:26: error[wrong-value]: a budget's window may be at most 366d",
+          "p.yaml:12:26: error[wrong-value]: a budget's window must be day, month or a duration "
+          "such as 90s, 30m, 1h or 7d, not \"0s\"",
+          "p.yaml:13:9: error[missing-key]: a budget needs a window: day, month or a duration "
+          "such as 1h",
+          "p.yaml:14:27: error[invalid-amount]: a budget's usd must be a non-negative dollar "
+          "amount with at most 6 decimals",
+          "p.yaml:15:26: error[duplicate-id]: another budget over the same window (24h) is set "
+          "at p.yaml:7:27",
+          "p.yaml:16:30: error[unknown-key]: unknown key \"colour\" in a budget (allowed: usd, "
+          "window)",
+          "p.yaml:17:26: error[duplicate-id]: another budget over the same window (60m) is set "
+          "at p.yaml:16:9",
+          "p.yaml:18:26: error[wrong-value]: a budget's window must be day, month or a duration "
+          "such as 90s, 30m, 1h or 7d, not \"60\"",
+          "p.yaml:19:9: error[wrong-type]: a budget must be a map, not a list",
+          "p.yaml:22:32: error[duplicate-id]: another budget over the same window (month) is set "
+          "at p.yaml:21:29",
+          "p.yaml:22:79: error[duplicate-id]: another budget over the same window (day) is set "
+          "at p.yaml:22:40"));
+}
+
+TEST(CompilerTest, CostMayBeAnExpression) {
+  auto out = CompileOne(R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm:
+    cost_usd: "double(params.max_tokens) * 0.00003"
+    actions:
+      chat: {cost_usd: '0.01 + double(size(params.messages)) * 0.002'}
+      fixed: {cost_usd: 0.5}
+      plain: {cost_usd: params.n}
+      tools_only: {}
+  flat: {cost_usd: 0.25}
+)");
+  ASSERT_TRUE(out.policy) << testing::PrintToString(Messages(out));
+  const Tool* llm = out.policy->FindTool("", "llm");
+  ASSERT_TRUE(llm->cost_expr);
+  EXPECT_FALSE(llm->cost);
+  EXPECT_EQ(llm->cost_expr->source, "double(params.max_tokens) * 0.00003");
+  EXPECT_EQ(llm->cost_expr->location.line, 5);
+  ASSERT_TRUE(llm->FindAction("chat")->cost_expr);
+  EXPECT_EQ(llm->FindAction("chat")->cost_expr->program->ResultType(), "double");
+  EXPECT_EQ(*llm->FindAction("fixed")->cost, 500'000);
+  EXPECT_FALSE(llm->FindAction("fixed")->cost_expr);
+  // A plain YAML string is an expression too; only numbers are amounts.
+  EXPECT_TRUE(llm->FindAction("plain")->cost_expr);
+  EXPECT_FALSE(llm->FindAction("tools_only")->has_cost());
+  EXPECT_EQ(*out.policy->FindTool("", "flat")->cost, 250'000);
+}
+
+TEST(CompilerTest, CostExpressionErrorsAreLocated) {
+  auto out = CompileOne(R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  llm:
+    cost_usd: "params.max_tokens *"
+    actions:
+      a: {cost_usd: "cost_usd * 2.0"}
+      b: {cost_usd: "size(params.messages) * 0.002"}
+      c: {cost_usd: "'expensive'"}
+      d: {cost_usd: "budget + 1"}
+      e: {cost_usd: ""}
+      f: {cost_usd: 1e3}
+)");
+  EXPECT_FALSE(out.policy);
+  EXPECT_THAT(
+      Messages(out),
+      ElementsAre(
+          "p.yaml:5:35: error[expr-syntax]: cost_usd of tool llm: unexpected end of input",
+          "p.yaml:7:22: error[expr-undeclared]: cost_usd of action a of tool llm: a cost "
+          "expression cannot read cost_usd, the cost it computes",
+          "p.yaml:8:44: error[expr-type]: cost_usd of action b of tool llm: no matching "
+          "overload for '*' applied to (int, double)",
+          "p.yaml:9:21: error[expr-type]: cost_usd of action c of tool llm: the expression has "
+          "type string; it must be a number of dollars (int, uint or double)",
+          "p.yaml:10:22: error[expr-undeclared]: cost_usd of action d of tool llm: undeclared "
+          "reference to 'budget'",
+          "p.yaml:11:21: error[wrong-value]: cost_usd of action e of tool llm is empty: write an "
+          "amount or an expression",
+          "p.yaml:12:21: error[invalid-amount]: cost_usd must be a non-negative dollar amount "
+          "with at most 6 decimals"));
+}
+
 TEST(CompilerTest, ToolHostsMayBeWildcards) {
   auto out = CompileOne(R"(apiVersion: aegis/v1
 kind: Policy

@@ -30,28 +30,56 @@ std::string_view ModeName(Mode m);
 // Money is integer micro-dollars everywhere; never floating point.
 using Micros = int64_t;
 
-// Rate limit and daily budget, as an agent, a tool (per agent using it) or a tenant declares
-// them. Enforced by the limits stage when the engine has a limit store.
+// The window a budget counts spend over: a UTC day, a UTC calendar month, or a fixed duration
+// (windows of that length since the Unix epoch).
+enum class BudgetWindow : uint8_t { kDay, kMonth, kDuration };
+
+// One spending ceiling: at most `usd` within each window. Written as max_daily_budget_usd,
+// max_monthly_budget_usd or an entry of `budgets:`.
+struct BudgetLimit {
+  Micros usd = 0;
+  BudgetWindow window = BudgetWindow::kDay;
+  int64_t duration_nanos = 0;  // kDuration only: 1s to 366d
+  Location location;           // where it is written
+};
+
+// Rate limit and budgets, as an agent, a tool (per agent using it) or a tenant declares them.
+// Enforced by the limits stage when the engine has a limit store.
 struct LimitSpec {
   std::optional<double> max_requests_per_second;
   std::optional<int64_t> burst;  // default 1
-  std::optional<Micros> max_daily_budget;
+  // Each budget has its own counter; no two of one spec have the same window.
+  std::vector<BudgetLimit> budgets;
 
-  bool empty() const { return !max_requests_per_second && !max_daily_budget; }
+  bool empty() const { return !max_requests_per_second && budgets.empty(); }
+};
+
+// cost_usd written as an expression instead of a number: evaluated per call with the variables
+// rules see (cost_usd excepted), giving dollars as an int, uint or double.
+struct CostExpression {
+  std::string source;
+  std::unique_ptr<expr::Program> program;  // never null
+  Location location;
 };
 
 struct Action {
   std::string name;
   std::string method;       // upper case; empty = any
   PathPattern path;         // empty pattern = not mappable from HTTP
+  // The action's cost_usd: a constant, or an expression (at most one of the two is set).
   std::optional<Micros> cost;
+  std::shared_ptr<const CostExpression> cost_expr;
+
+  bool has_cost() const { return cost || cost_expr != nullptr; }
 };
 
 struct Tool {
   std::string name;
   std::vector<HostPattern> hosts;
   std::vector<Action> actions;     // empty: any action name is accepted
-  std::optional<Micros> cost;      // default cost of its actions
+  // Default cost of its actions: a constant or an expression (at most one of the two is set).
+  std::optional<Micros> cost;
+  std::shared_ptr<const CostExpression> cost_expr;
   LimitSpec limits;                // per agent×tool
   Location location;
 

@@ -35,6 +35,7 @@ class ConfigReader {
         Section(m.value, "listeners", [&](const std::string& key, const DocNode& v) {
           if (key == "http") return String(v, c_.http_listen);
           if (key == "grpc") return String(v, c_.grpc_listen);
+          if (key == "http_threads") return Size(v, c_.http_threads, 0, 256);
           return false;
         });
       } else if (k == "limits") {
@@ -54,10 +55,27 @@ class ConfigReader {
           if (key == "debounce_ms") return Millis(v, c_.debounce);
           return false;
         });
+      } else if (k == "limit_store") {
+        Section(m.value, "limit_store", [&](const std::string& key, const DocNode& v) {
+          if (key == "store") return OneOf(v, c_.limit_store, {"memory", "redis"});
+          if (key == "redis_url") return String(v, c_.redis_url);
+          if (key == "redis_pool_size") return Size(v, c_.redis_pool_size, 1, 1024);
+          if (key == "redis_timeout_ms") {
+            Millis(v, c_.redis_timeout);
+            if (c_.redis_timeout.count() < 1) Error(v, "wrong-value", "expected at least 1 ms");
+            return true;
+          }
+          if (key == "key_prefix") return String(v, c_.redis_key_prefix);
+          if (key == "fail_mode") {
+            return OneOf(v, c_.limits_fail_mode, {"fail_closed", "fail_open"});
+          }
+          return false;
+        });
       } else {
         Error(m.key, "unknown-key",
               StrCat("unknown key \"", k,
-                     "\" (allowed: bundle, data_dir, log_level, listeners, limits, policy)"));
+                     "\" (allowed: bundle, data_dir, log_level, listeners, limits, "
+                     "limit_store, policy)"));
       }
     }
   }
@@ -84,6 +102,21 @@ class ConfigReader {
       return true;
     }
     out = n.scalar;
+    return true;
+  }
+
+  bool OneOf(const DocNode& n, std::string& out, std::initializer_list<std::string_view> allowed) {
+    std::string v;
+    String(n, v);
+    for (std::string_view a : allowed) {
+      if (v == a) {
+        out = v;
+        return true;
+      }
+    }
+    std::string list;
+    for (std::string_view a : allowed) list += StrCat(list.empty() ? "" : " or ", a);
+    Error(n, "wrong-value", StrCat("expected ", list));
     return true;
   }
 
@@ -154,6 +187,11 @@ void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& con
   apply("AEGIS_LOG_LEVEL", config.log_level);
   apply("AEGIS_HTTP_LISTEN", config.http_listen);
   apply("AEGIS_GRPC_LISTEN", config.grpc_listen);
+  apply("AEGIS_LIMITS_FAIL_MODE", config.limits_fail_mode);
+  if (auto it = env.find("AEGIS_REDIS_URL"); it != env.end() && !it->second.empty()) {
+    config.redis_url = it->second;
+    config.limit_store = "redis";
+  }
 }
 
 }  // namespace aegis::service

@@ -18,6 +18,7 @@ struct Config {
   std::string log_level = "info";
   std::string http_listen = "127.0.0.1:8181";
   std::string grpc_listen = "127.0.0.1:9191";
+  size_t http_threads = 0;  // 0: one per core, or the Redis pool size when limits use Redis
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;
   size_t max_connections = 10000;
@@ -27,14 +28,22 @@ struct Config {
   size_t keep_versions = 10;
   bool watch = true;
   std::chrono::milliseconds debounce{200};
+  // Where rate-limit and budget counters live (section limit_store).
+  std::string limit_store = "memory";  // memory or redis
+  std::string redis_url = "redis://127.0.0.1:6379";
+  size_t redis_pool_size = 16;
+  std::chrono::milliseconds redis_timeout{250};
+  std::string redis_key_prefix = "aegis:";
+  std::string limits_fail_mode = "fail_closed";  // or fail_open
 };
 
 // Reads `path` (YAML) over the defaults. Unknown keys, wrong types and out-of-range values are
 // errors, reported all at once as "file:line:col: error[code]: message" lines.
 common::Status LoadConfigFile(const std::string& path, Config& config);
 
-// Applies AEGIS_BUNDLE, AEGIS_DATA_DIR, AEGIS_LOG_LEVEL, AEGIS_HTTP_LISTEN, AEGIS_GRPC_LISTEN
-// from `env` (name → value).
+// Applies AEGIS_BUNDLE, AEGIS_DATA_DIR, AEGIS_LOG_LEVEL, AEGIS_HTTP_LISTEN, AEGIS_GRPC_LISTEN,
+// AEGIS_REDIS_URL (which also selects the redis store) and AEGIS_LIMITS_FAIL_MODE from `env`
+// (name → value).
 void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& config);
 
 }  // namespace aegis::service

@@ -40,6 +40,7 @@ int Decider::HttpStatus(const engine::Decision& d) {
   if (d.enforced() && !d.reasons.empty()) {
     if (d.reasons.front().code == engine::reason::kRateLimited) return 429;
     if (d.reasons.front().code == engine::reason::kBudgetExceeded) return 402;
+    if (d.reasons.front().code == engine::reason::kLimitsUnavailable) return 503;
   }
   switch (d.effective()) {
     case policy::Effect::kAllow:

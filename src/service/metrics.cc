@@ -1,8 +1,10 @@
 #include "service/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/strings.h"
+#include "policy/compiler.h"
 #include "service/decider.h"
 
 namespace aegis::service {
@@ -89,6 +91,45 @@ std::string Metrics::Render(const std::string& extra) const {
                 reloads_failed_.load(std::memory_order_relaxed), "\n");
   out += extra;
   return out;
+}
+
+void AppendSpendMetrics(const std::vector<limits::SpendRow>& rows, std::string& out) {
+  if (rows.empty()) return;
+  // Label values are policy names (letters, digits, '.', '_', '-'), but escape anyway.
+  auto label = [](std::string_view v) {
+    std::string e;
+    for (char c : v) {
+      if (c == '\\' || c == '"') e += '\\';
+      if (c == '\n') {
+        e += "\\n";
+        continue;
+      }
+      e += c;
+    }
+    return e;
+  };
+  struct Series {
+    const char* name;
+    const char* help;
+    limits::Micros (*value)(const limits::SpendRow&);
+  };
+  static constexpr Series kSeries[] = {
+      {"aegis_budget_spent_usd", "Spent (settled plus reserved) in the current window.",
+       [](const limits::SpendRow& r) { return r.spent; }},
+      {"aegis_budget_limit_usd", "The budget of the current window.",
+       [](const limits::SpendRow& r) { return r.limit; }},
+      {"aegis_budget_remaining_usd", "What is left of the budget in the current window.",
+       [](const limits::SpendRow& r) { return std::max<limits::Micros>(r.limit - r.spent, 0); }},
+  };
+  for (const Series& s : kSeries) {
+    out += StrCat("# HELP ", s.name, " ", s.help, "\n# TYPE ", s.name, " gauge\n");
+    for (const auto& row : rows) {
+      limits::KeyParts k = limits::SplitKey(row.key);
+      out += StrCat(s.name, "{scope=\"", label(k.scope), "\",tenant=\"", label(k.tenant),
+                    "\",agent=\"", label(k.agent), "\",tool=\"", label(k.tool), "\",window=\"",
+                    label(row.window), "\"} ", policy::FormatUsdMicros(s.value(row)), "\n");
+    }
+  }
 }
 
 }  // namespace aegis::service

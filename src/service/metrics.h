@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "limits/limits.h"
 #include "policy/policy.h"
 
 namespace aegis::service {
@@ -40,6 +42,11 @@ class Metrics {
   std::atomic<int64_t> reloads_ok_{0};
   std::atomic<int64_t> reloads_failed_{0};
 };
+
+// Appends gauges of spend, limit and remaining budget per budget key and window
+// (aegis_budget_spent_usd, aegis_budget_limit_usd, aegis_budget_remaining_usd), labelled with
+// scope, tenant, agent, tool and window.
+void AppendSpendMetrics(const std::vector<limits::SpendRow>& rows, std::string& out);
 
 }  // namespace aegis::service
 

@@ -154,6 +154,48 @@ policy: {keep_versions: 3, watch: false}
   EXPECT_EQ(c.http_listen, "0.0.0.0:8080");
 }
 
+TEST(ConfigTest, LimitStoreSection) {
+  TempBundle dir;
+  std::string path = dir.path() + "/aegis.yaml";
+  std::ofstream(path) << R"(limit_store:
+  store: redis
+  redis_url: redis://cache:6380/1
+  redis_pool_size: 4
+  redis_timeout_ms: 50
+  key_prefix: "prod:"
+  fail_mode: fail_open
+listeners: {http_threads: 12}
+)";
+  Config c;
+  EXPECT_EQ(c.limit_store, "memory");
+  EXPECT_EQ(c.limits_fail_mode, "fail_closed");
+  ASSERT_TRUE(LoadConfigFile(path, c).ok());
+  EXPECT_EQ(c.limit_store, "redis");
+  EXPECT_EQ(c.redis_url, "redis://cache:6380/1");
+  EXPECT_EQ(c.redis_pool_size, 4u);
+  EXPECT_EQ(c.redis_timeout.count(), 50);
+  EXPECT_EQ(c.redis_key_prefix, "prod:");
+  EXPECT_EQ(c.limits_fail_mode, "fail_open");
+  EXPECT_EQ(c.http_threads, 12u);
+
+  std::ofstream(path) << "limit_store: {store: memcached, fail_mode: open, redis_timeout_ms: 0,"
+                         " redis_pool_size: 0, redis: x}\n";
+  common::Status st = LoadConfigFile(path, c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("aegis.yaml:1:22: error[wrong-value]: expected memory or redis"));
+  EXPECT_THAT(st.message(), HasSubstr("expected fail_closed or fail_open"));
+  EXPECT_THAT(st.message(), HasSubstr("expected at least 1 ms"));
+  EXPECT_THAT(st.message(), HasSubstr("expected an integer from 1 to 1024"));
+  EXPECT_THAT(st.message(), HasSubstr("unknown key \"redis\" in limit_store"));
+
+  Config e;
+  ApplyEnvironment({{"AEGIS_REDIS_URL", "unix:///run/redis.sock"},
+                    {"AEGIS_LIMITS_FAIL_MODE", "fail_open"}}, e);
+  EXPECT_EQ(e.limit_store, "redis");
+  EXPECT_EQ(e.redis_url, "unix:///run/redis.sock");
+  EXPECT_EQ(e.limits_fail_mode, "fail_open");
+}
+
 TEST(WatcherTest, ReloadsOnceAfterABurstOfWrites) {
   TempBundle bundle;
   bundle.Write(Bundle("allow"));

@@ -350,3 +350,61 @@ class Nginx:
             return do_request(conn, method, path, body, headers)
         finally:
             conn.close()
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class Redis:
+    """redis-server on a loopback port, its data (append-only file, fsync on every write) in
+    `dir`, so a restart after SIGKILL keeps every write it acknowledged."""
+
+    def __init__(self, dir):
+        if REDIS_SERVER is None:
+            raise RuntimeError("redis-server is not installed (scripts/install-deps.sh installs it)")
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self):
+        with open(os.path.join(self.dir, "redis.log"), "ab") as log:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
+                 "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.command("PING") == "+PONG":
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def command(self, *args):
+        """One command over RESP; the first line of the answer, or None when unreachable."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                out = b"*%d\r\n" % len(args)
+                for a in args:
+                    a = a.encode() if isinstance(a, str) else a
+                    out += b"$%d\r\n%s\r\n" % (len(a), a)
+                s.sendall(out)
+                return s.makefile("rb").readline().decode().rstrip("\r\n")
+        except OSError:
+            return None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
