@@ -20,12 +20,12 @@ namespace http = beast::http;
 int Spend(const std::vector<std::string>& args) {
   static constexpr const char* kUsage =
       "usage: aegis spend [--server HOST:PORT] [--prefix P] [--tenant T] [--agent A] "
-      "[--tool T] [--window day|month|Ns] [--json]\n";
+      "[--tool T] [--rule R] [--window day|month|Ns] [--json]\n";
   std::string server = "127.0.0.1:8181", query;
   bool json = false;
   for (size_t i = 0; i < args.size(); ++i) {
     static constexpr std::string_view kFilters[] = {"--prefix", "--tenant", "--agent", "--tool",
-                                                    "--window"};
+                                                    "--rule",   "--window"};
     bool filter = std::find(std::begin(kFilters), std::end(kFilters), args[i]) != std::end(kFilters);
     if ((args[i] == "--server" || filter) && i + 1 < args.size()) {
       const std::string& v = args[++i];

@@ -307,10 +307,16 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
       charge.budgets.push_back({key, {b.usd, BudgetWindowOf(b)}});
     }
   };
-  add(agent->limits, common::StrCat("agent/", d.tenant, "/", d.agent));
-  if (tool) add(tool->limits, common::StrCat("agent_tool/", d.tenant, "/", d.agent, "/", d.tool));
-  if (const policy::Scope* scope = d.tenant.empty() ? nullptr : p.FindScope(d.tenant)) {
-    add(scope->limits, common::StrCat("tenant/", d.tenant));
+  // Keys are built only for limits that exist: most calls have one or two.
+  if (!agent->limits.empty()) add(agent->limits, common::StrCat("agent/", d.tenant, "/", d.agent));
+  if (tool && !tool->limits.empty()) {
+    add(tool->limits, common::StrCat("agent_tool/", d.tenant, "/", d.agent, "/", d.tool));
+  }
+  const policy::Scope* scope = d.tenant.empty() ? nullptr : p.FindScope(d.tenant);
+  if (scope && !scope->limits.empty()) add(scope->limits, common::StrCat("tenant/", d.tenant));
+  if (d.deciding_rule && !d.deciding_rule->limits.empty()) {
+    add(d.deciding_rule->limits,
+        common::StrCat("rule/", d.tenant, "/", d.deciding_rule->id, "/", d.agent));
   }
   if (charge.rates.empty() && charge.budgets.empty()) return;
   charge.cost = d.cost;

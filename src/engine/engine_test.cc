@@ -495,6 +495,40 @@ agents:
   EXPECT_EQ(broke.budget_remaining, 1000);
 }
 
+TEST_F(EngineTest, ARuleLimitsTheCallsItDecidesPerAgent) {
+  limits::MemoryLimitStore store;
+  Engine e(MustCompile({{"p.yaml", R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  db: {actions: {query: {}, drop_table: {}}}
+agents:
+  a: {tools: [db]}
+  b: {tools: [db]}
+rules:
+  - id: drops
+    match: {tools: [db], actions: [drop_table]}
+    effect: allow
+    limits: {max_requests_per_second: 0.001, burst: 2}
+  - {id: queries, match: {tools: [db]}, effect: allow}
+)"}}),
+           &store);
+  auto decide = [&](std::string agent, std::string action) {
+    auto c = ParseCall(R"({"agent":")" + agent + R"(","tool":"db","action":")" + action + R"("})",
+                       kNow);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return e.Decide(*c);
+  };
+  EXPECT_EQ(decide("a", "drop_table").outcome, Effect::kAllow);
+  EXPECT_EQ(decide("a", "drop_table").outcome, Effect::kAllow);
+  Decision third = decide("a", "drop_table");
+  EXPECT_EQ(third.outcome, Effect::kDeny);
+  EXPECT_EQ(third.reasons[0].code, reason::kRateLimited);
+  EXPECT_EQ(third.reasons[0].detail, "rule//drops/a");
+  // Per agent, and only for what that rule decides.
+  EXPECT_EQ(decide("b", "drop_table").outcome, Effect::kAllow);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(decide("a", "query").outcome, Effect::kAllow);
+}
+
 TEST_F(EngineTest, BudgetsCountOverTheirOwnWindows) {
   limits::MemoryLimitStore store;
   Engine e(MustCompile({{"p.yaml", R"yaml(apiVersion: aegis/v1

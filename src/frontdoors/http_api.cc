@@ -381,12 +381,13 @@ void HttpApi::Spend(const net::HttpRequest& request, net::HttpResponse& response
     return v->as_string();
   };
   for (const auto& [name, value] : query.as_object()) {
-    static constexpr std::string_view kKnown[] = {"prefix", "tenant", "agent", "tool", "window",
-                                                  "scope"};
+    static constexpr std::string_view kKnown[] = {"prefix", "tenant", "agent", "tool", "rule",
+                                                  "window", "scope"};
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
       return ErrorResponse(400, "invalid_request",
                            StrCat("unknown parameter \"", name,
-                                  "\" (allowed: prefix, tenant, agent, tool, window, scope)"),
+                                  "\" (allowed: prefix, tenant, agent, tool, rule, window, "
+                                  "scope)"),
                            response);
     }
   }
@@ -403,7 +404,7 @@ void HttpApi::Spend(const net::HttpRequest& request, net::HttpResponse& response
   for (const auto& row : *rows) {
     limits::KeyParts k = limits::SplitKey(row.key);
     if (!wanted("tenant", k.tenant) || !wanted("agent", k.agent) || !wanted("tool", k.tool) ||
-        !wanted("window", row.window) || !wanted("scope", k.scope)) {
+        !wanted("rule", k.rule) || !wanted("window", row.window) || !wanted("scope", k.scope)) {
       continue;
     }
     if (!first) out += ",";
@@ -412,7 +413,8 @@ void HttpApi::Spend(const net::HttpRequest& request, net::HttpResponse& response
     common::AppendJsonString(out, row.key);
     out += ",\"scope\":";
     common::AppendJsonString(out, k.scope);
-    for (auto [name, value] : {std::pair{"tenant", k.tenant}, {"agent", k.agent}, {"tool", k.tool}}) {
+    for (auto [name, value] : {std::pair{"tenant", k.tenant}, {"agent", k.agent}, {"tool", k.tool},
+                               {"rule", k.rule}}) {
       if (value.empty()) continue;
       out += StrCat(",\"", name, "\":");
       common::AppendJsonString(out, value);

@@ -140,21 +140,41 @@ TEST_F(HttpApiTest, EnvoyHttpExtAuthzShapeWithBody) {
   EXPECT_EQ(r.result_int(), 400);
 }
 
-TEST(HttpApiLimitsTest, RateLimitsBudgetsUsageAndSpend) {
-  limits::MemoryLimitStore limit_store;
-  service::PolicyStore store("examples/quickstart", 10, &limit_store);
-  ASSERT_TRUE(store.Reload().ok());
-  service::Metrics metrics;
-  service::Decider decider(store, metrics);
-  HttpApi api(decider, store, [&] { return store.Reload(); }, 4096);
-  auto send = [&](http::verb method, std::string target, std::string body) {
+// The quickstart served with `limits` as its limit store.
+class LimitsApi {
+ public:
+  explicit LimitsApi(limits::LimitStore& limits)
+      : store_("examples/quickstart", 10, &limits),
+        loaded_(store_.Reload()),
+        decider_(store_, metrics_),
+        api_(decider_, store_, [&] { return store_.Reload(); }, 4096) {}
+
+  bool loaded() const { return loaded_.ok(); }
+
+  net::HttpResponse Send(http::verb method, std::string target, std::string body) {
     net::HttpRequest req{method, target, 11};
     req.set(http::field::content_type, "application/json");
     req.body() = std::move(body);
     req.prepare_payload();
     net::HttpResponse resp;
-    api.Handle(req, resp);
+    api_.Handle(req, resp);
     return resp;
+  }
+
+ private:
+  service::PolicyStore store_;
+  common::Status loaded_;
+  service::Metrics metrics_;
+  service::Decider decider_;
+  HttpApi api_;
+};
+
+TEST(HttpApiLimitsTest, RateLimitsBudgetsUsageAndSpend) {
+  limits::MemoryLimitStore limit_store;
+  LimitsApi api(limit_store);
+  ASSERT_TRUE(api.loaded());
+  auto send = [&](http::verb method, std::string target, std::string body) {
+    return api.Send(method, std::move(target), std::move(body));
   };
   // quickstart: finance-agent may make 5 calls/s with a burst of 10, and spend $50 a day.
   const std::string pay = R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
@@ -211,7 +231,7 @@ TEST(HttpApiLimitsTest, RateLimitsBudgetsUsageAndSpend) {
   auto metrics_text = send(http::verb::get, "/metrics", "").body();
   EXPECT_THAT(metrics_text,
               HasSubstr(R"(aegis_budget_remaining_usd{scope="agent",tenant="",)"
-                        R"(agent="finance-agent",tool="",window="day"} 9)"));
+                        R"(agent="finance-agent",tool="",rule="",window="day"} 9)"));
   EXPECT_THAT(metrics_text, HasSubstr(R"(aegis_budget_limit_usd{scope="agent")"));
 }
 
@@ -233,19 +253,10 @@ class UnreachableStore : public limits::LimitStore {
 
 TEST(HttpApiLimitsTest, AnUnreachableStoreIs503ForCallsWithLimitsOnly) {
   UnreachableStore limit_store;
-  service::PolicyStore store("examples/quickstart", 10, &limit_store);
-  ASSERT_TRUE(store.Reload().ok());
-  service::Metrics metrics;
-  service::Decider decider(store, metrics);
-  HttpApi api(decider, store, [&] { return store.Reload(); }, 4096);
+  LimitsApi api(limit_store);
+  ASSERT_TRUE(api.loaded());
   auto send = [&](http::verb method, std::string target, std::string body) {
-    net::HttpRequest req{method, target, 11};
-    req.set(http::field::content_type, "application/json");
-    req.body() = std::move(body);
-    req.prepare_payload();
-    net::HttpResponse resp;
-    api.Handle(req, resp);
-    return resp;
+    return api.Send(method, std::move(target), std::move(body));
   };
   auto r = send(http::verb::post, "/v1/decide",
                 R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",

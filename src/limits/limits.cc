@@ -107,6 +107,10 @@ KeyParts SplitKey(std::string_view key) {
     k.tenant = parts[1];
     k.agent = parts[2];
     k.tool = parts[3];
+  } else if (k.scope == "rule" && parts.size() == 4) {
+    k.tenant = parts[1];
+    k.rule = parts[2];
+    k.agent = parts[3];
   }
   return k;
 }

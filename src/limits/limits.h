@@ -98,9 +98,10 @@ struct SpendRow {
 };
 
 // The parts of a limit key as the engine builds them: "agent/<tenant>/<agent>",
-// "agent_tool/<tenant>/<agent>/<tool>", "tenant/<tenant>". Parts a key lacks stay empty.
+// "agent_tool/<tenant>/<agent>/<tool>", "tenant/<tenant>", "rule/<tenant>/<rule>/<agent>".
+// Parts a key lacks stay empty.
 struct KeyParts {
-  std::string_view scope, tenant, agent, tool;
+  std::string_view scope, tenant, agent, tool, rule;
 };
 KeyParts SplitKey(std::string_view key);
 

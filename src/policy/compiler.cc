@@ -832,7 +832,9 @@ bool Builder::ParseMatcher(const DocNode& n, Matcher& m,
 
 void Builder::ParseRule(const std::string& tenant, const DocNode& n) {
   if (!ExpectKind(n, DocNode::Kind::kMap, "a rule")) return;
-  CheckKeys(n, {"id", "description", "match", "if", "effect", "message", "redact", "approval"},
+  CheckKeys(n,
+            {"id", "description", "match", "if", "effect", "message", "redact", "approval",
+             "limits"},
             "a rule");
   auto rule = std::make_unique<Rule>();
   rule->tenant = tenant;
@@ -947,6 +949,18 @@ void Builder::ParseRule(const std::string& tenant, const DocNode& n) {
   }
   if (redact && rule->effect != Effect::kSanitize && effect) {
     d_.Error(redact->location, "wrong-value", "redact only applies to sanitize rules");
+  }
+  if (const DocNode* limits = Field(n, "limits")) {
+    if (effect && rule->effect != Effect::kAllow && rule->effect != Effect::kSanitize) {
+      d_.Error(limits->location, "wrong-value",
+               "limits apply to the calls a rule lets happen: allow and sanitize rules only");
+    } else if (ExpectKind(*limits, DocNode::Kind::kMap, "limits")) {
+      CheckKeys(*limits,
+                {"max_requests_per_second", "burst", "max_daily_budget_usd",
+                 "max_monthly_budget_usd", "budgets"},
+                "limits");
+      ParseLimits(*limits, rule->limits);
+    }
   }
   const DocNode* approval = Field(n, "approval");
   if (approval && ExpectKind(*approval, DocNode::Kind::kMap, "approval")) {

@@ -273,6 +273,34 @@ limits: {burst: 3, max_daily_budget_usd: -1, colour: red}
   EXPECT_THAT(lines, testing::Contains(HasSubstr("unknown key \"colour\" in limits")));
 }
 
+TEST(CompilerTest, RulesThatLetCallsHappenMayCarryLimits) {
+  auto out = CompileOne(std::string(kHeader) + R"(rules:
+  - id: slow
+    match: {tools: [stripe]}
+    effect: allow
+    limits: {max_requests_per_second: 0.5, burst: 2, max_daily_budget_usd: 10}
+  - id: no
+    match: {tools: [stripe]}
+    effect: deny
+    limits: {max_requests_per_second: 1}
+)");
+  EXPECT_THAT(Messages(out),
+              ElementsAre("p.yaml:21:13: error[wrong-value]: limits apply to the calls a rule "
+                          "lets happen: allow and sanitize rules only"));
+  out = CompileOne(std::string(kHeader) + R"(rules:
+  - id: slow
+    match: {tools: [stripe]}
+    effect: allow
+    limits: {max_requests_per_second: 0.5, burst: 2, max_daily_budget_usd: 10}
+)");
+  ASSERT_TRUE(out.policy) << testing::PrintToString(Messages(out));
+  const Rule& r = *out.policy->rules[0];
+  EXPECT_EQ(r.limits.max_requests_per_second, 0.5);
+  EXPECT_EQ(r.limits.burst, 2);
+  ASSERT_EQ(r.limits.budgets.size(), 1u);
+  EXPECT_EQ(r.limits.budgets[0].usd, 10'000'000);
+}
+
 TEST(CompilerTest, BudgetsHaveWindows) {
   auto out = CompileFiles({{"p.yaml", R"(apiVersion: aegis/v1
 kind: Policy

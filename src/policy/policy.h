@@ -132,6 +132,8 @@ struct Rule {
   std::string message;
   RedactSpec redact;
   ApprovalSpec approval;
+  // Allow and sanitize rules only: limits on the calls this rule decides, per agent.
+  LimitSpec limits;
   Location location;
   int order = 0;  // position in the bundle, for stable precedence among equals
 };

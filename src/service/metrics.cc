@@ -126,8 +126,9 @@ void AppendSpendMetrics(const std::vector<limits::SpendRow>& rows, std::string& 
     for (const auto& row : rows) {
       limits::KeyParts k = limits::SplitKey(row.key);
       out += StrCat(s.name, "{scope=\"", label(k.scope), "\",tenant=\"", label(k.tenant),
-                    "\",agent=\"", label(k.agent), "\",tool=\"", label(k.tool), "\",window=\"",
-                    label(row.window), "\"} ", policy::FormatUsdMicros(s.value(row)), "\n");
+                    "\",agent=\"", label(k.agent), "\",tool=\"", label(k.tool), "\",rule=\"",
+                    label(k.rule), "\",window=\"", label(row.window), "\"} ",
+                    policy::FormatUsdMicros(s.value(row)), "\n");
     }
   }
 }

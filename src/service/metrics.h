@@ -45,7 +45,7 @@ class Metrics {
 
 // Appends gauges of spend, limit and remaining budget per budget key and window
 // (aegis_budget_spent_usd, aegis_budget_limit_usd, aegis_budget_remaining_usd), labelled with
-// scope, tenant, agent, tool and window.
+// scope, tenant, agent, tool, rule and window.
 void AppendSpendMetrics(const std::vector<limits::SpendRow>& rows, std::string& out);
 
 }  // namespace aegis::service
