@@ -161,6 +161,11 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
     } else if (key == "params") {
       if (!value.is_object()) return InvalidArgumentError("params must be an object");
       call.params = std::move(value);
+    } else if (key == "override_token") {
+      if (!value.is_string() || value.as_string().empty() || value.as_string().size() > 8192) {
+        return InvalidArgumentError("override_token must be a token string of at most 8 KiB");
+      }
+      call.override_token = value.as_string();
     } else if (key == "identity") {
       if (!options.trusted) {
         return InvalidArgumentError(

@@ -25,6 +25,14 @@ struct CallContext {
   common::Json identity = common::Json::EmptyObject();  // verified token claims
   std::optional<policy::Micros> cost;                   // given by the caller
   int64_t now_unix_nanos = 0;
+  // Stage 2: the agent and tenant of the agent token a front door verified, when the listener
+  // requires one. The call's own agent and tenant must be these (else identity_mismatch).
+  struct VerifiedAgent {
+    std::string agent, tenant;
+  };
+  std::optional<VerifiedAgent> verified;
+  // Stage 6: an override token presented with the call (X-Aegis-Override or override_token).
+  std::string override_token;
 
   // Convenience views into `request`; empty when absent.
   std::string_view method() const;

@@ -13,7 +13,7 @@ bool reason::IsKnownCode(std::string_view code) {
   for (std::string_view known :
        {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
         kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode, kRateLimited,
-        kBudgetExceeded, kLimitsUnavailable, kCostError}) {
+        kBudgetExceeded, kLimitsUnavailable, kIdentityMismatch, kApproved, kOverrideInvalid, kCostError}) {
     if (code == known) return true;
   }
   return false;
@@ -106,7 +106,15 @@ std::string Decision::ToJson() const {
   }
   if (outcome == policy::Effect::kApprovalNeeded && deciding_rule) {
     const auto& a = deciding_rule->approval;
-    out += common::StrCat(",\"approval\":{\"quorum\":", a.quorum,
+    out += ",\"approval\":{";
+    if (!approval_id.empty()) {
+      out += "\"id\":";
+      AppendJsonString(out, approval_id);
+      out += ",\"poll\":";
+      AppendJsonString(out, common::StrCat("/v1/approvals/", approval_id));
+      out += ",";
+    }
+    out += common::StrCat("\"quorum\":", a.quorum,
                           ",\"ttl_seconds\":", a.ttl_seconds, ",\"notify\":");
     AppendStringList(out, a.notify);
     out += "}";

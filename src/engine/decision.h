@@ -27,6 +27,13 @@ inline constexpr std::string_view kDomainOutOfScope = "domain_out_of_scope";
 inline constexpr std::string_view kShadowMode = "shadow_mode";
 inline constexpr std::string_view kRateLimited = "rate_limited";      // detail: the limit's key
 inline constexpr std::string_view kBudgetExceeded = "budget_exceeded";  // detail: the budget's key
+// The verified agent token names another agent or tenant than the call (stage 2).
+inline constexpr std::string_view kIdentityMismatch = "identity_mismatch";
+// approval_needed turned into allow by a valid override token; detail: the approval id.
+inline constexpr std::string_view kApproved = "approved";
+// An override token came with the call and was refused; detail: why. The call stays
+// approval_needed.
+inline constexpr std::string_view kOverrideInvalid = "override_invalid";
 // The shared limits store could not be asked and its fail mode is fail_closed.
 inline constexpr std::string_view kLimitsUnavailable = "limits_unavailable";
 // The call's cost_usd expression failed or gave no valid cost; detail: why.
@@ -57,6 +64,9 @@ struct Decision {
   // POST /v1/usage); for rate_limited, when to retry; for budget_exceeded, what is left and
   // when the window resets.
   bool reserved = false;
+  // approval_needed: the approval created or joined for this call (set by the service after
+  // the engine decided); allow by override: the approval that allowed it.
+  std::string approval_id;
   // The shared limits store could not be asked; the local fallback decided (fail_open).
   bool limits_fail_open = false;
   int64_t retry_after_nanos = 0;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/strings.h"
+#include "engine/call_digest.h"
 #include "expr/expr.h"
 
 namespace aegis::engine {
@@ -291,8 +292,9 @@ void ApplyRules(const policy::CompiledPolicy& p, const policy::Tool& tool,
 
 }  // namespace
 
-Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits)
-    : policy_(std::move(policy)), limits_(limits) {}
+Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits,
+               OverrideRedeemer* overrides)
+    : policy_(std::move(policy)), limits_(limits), overrides_(overrides) {}
 
 void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
                          const CallContext& call, Decision& d) const {
@@ -360,12 +362,21 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   d.action = call.action;
   d.mode = p.ModeFor(call.tenant);
 
-  // Stage 2, identify: the identity issue verifies agent tokens here.
-
+  // Stage 2, identify: a front door that verified an agent token fills agent and tenant from
+  // it; a call claiming another identity is refused before anything else.
   const policy::Tool* tool = nullptr;
   const policy::Action* action = nullptr;
-  std::string_view refusal = Resolve(p, call, d, tool, action);
-  if (refusal.empty()) refusal = CheckScope(p, call, d, *tool);
+  std::string_view refusal;
+  std::string refusal_detail;
+  if (call.verified &&
+      (call.verified->agent != call.agent || call.verified->tenant != call.tenant)) {
+    refusal = reason::kIdentityMismatch;
+    refusal_detail = common::StrCat("the agent token is for agent \"", call.verified->agent,
+                                    "\" of tenant \"", call.verified->tenant, "\"");
+  } else {
+    refusal = Resolve(p, call, d, tool, action);
+    if (refusal.empty()) refusal = CheckScope(p, call, d, *tool);
+  }
 
   // The call's cost: the caller's, else the action's, else the tool's. A constant is known
   // now; an expression is evaluated once the call is in scope (below).
@@ -388,7 +399,7 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
 
   if (!refusal.empty()) {
     d.outcome = Effect::kDeny;
-    d.reasons.push_back({refusal, nullptr, {}});
+    d.reasons.push_back({refusal, nullptr, std::move(refusal_detail)});
   } else {
     // The variables conditions and cost expressions read; cost_usd is filled once known.
     thread_local PerThread per_thread;
@@ -416,14 +427,35 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
     }
   }
 
-  // Stage 6, override: an approved override token turns approval_needed into allow (identity
-  // issue).
+  // Stage 6, override: a valid, unused override token bound to exactly this call turns
+  // approval_needed into allow, and is consumed. A token with any other outcome is left alone.
+  std::string consumed_jti;
+  if (d.outcome == Effect::kApprovalNeeded && !call.override_token.empty()) {
+    OverrideRedeemer::Result r;
+    if (overrides_) {
+      r = overrides_->Redeem(call.override_token,
+                             CallDigest(d.tenant, d.agent, d.tool, d.action, call.params),
+                             d.tenant, d.agent, call.now_unix_nanos);
+    } else {
+      r.error = "override tokens are not accepted here";
+    }
+    if (r.ok) {
+      d.outcome = Effect::kAllow;
+      d.approval_id = r.approval_id;
+      d.reasons.insert(d.reasons.begin(), Reason{reason::kApproved, nullptr, r.approval_id});
+      consumed_jti = std::move(r.jti);
+    } else {
+      d.reasons.push_back({reason::kOverrideInvalid, nullptr, std::move(r.error)});
+    }
+  }
 
   // Stage 7, limits: only a call that will happen is counted — allowed or sanitized, enforced.
   // Every limit of the call is checked and charged in one step; a refusal is a deny.
   if (limits_ && d.mode == policy::Mode::kEnforce &&
       (d.outcome == Effect::kAllow || d.outcome == Effect::kSanitize)) {
     ApplyLimits(p, tool, call, d);
+    // Refused by a limit: the approved call did not happen, so its token stays usable.
+    if (!consumed_jti.empty() && d.outcome == Effect::kDeny) overrides_->Release(consumed_jti);
   }
 
   // Stage 8, obligations: the redaction issue rewrites params for sanitize.

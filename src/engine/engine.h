@@ -1,13 +1,14 @@
 // Engine: CallContext in, Decision out, through the pipeline of DESIGN.md section 3.
 //
-//   1 parse/normalise (ParseCall, before the engine)   6 override        (identity issue)
-//   2 identify                     (identity issue)    7 limits          (limits issue)
+//   1 parse/normalise (ParseCall, before the engine)   6 override
+//   2 identify                                          7 limits
 //   3 resolve tool/action                               8 obligations     (redaction issue)
 //   4 scope                                             9 mode
 //   5 rules                                            10 record          (audit issue)
 //
-// Stages 2, 6, 7, 8 and 10 are later work; Decide() marks where each plugs in. The engine is
-// the same for every front door. Decide() is thread-safe and does not block.
+// Stages 8 and 10 are later work; Decide() marks where each plugs in. The engine is the same
+// for every front door. Decide() is thread-safe; it blocks only on the limit store and the
+// override redeemer when they are shared (Redis).
 #ifndef AEGIS_ENGINE_ENGINE_H_
 #define AEGIS_ENGINE_ENGINE_H_
 
@@ -16,6 +17,7 @@
 
 #include "engine/call_context.h"
 #include "engine/decision.h"
+#include "engine/overrides.h"
 #include "limits/limits.h"
 #include "policy/policy.h"
 
@@ -31,9 +33,10 @@ struct DecideTrace {
 class Engine {
  public:
   // `limits` (optional, not owned, shared by every policy version) enforces the agents' rate
-  // limits and budgets in stage 7; without it no limits apply.
+  // limits and budgets in stage 7; without it no limits apply. `overrides` (optional, not
+  // owned) redeems override tokens in stage 6; without it a presented token is refused.
   explicit Engine(std::shared_ptr<const policy::CompiledPolicy> policy,
-                  limits::LimitStore* limits = nullptr);
+                  limits::LimitStore* limits = nullptr, OverrideRedeemer* overrides = nullptr);
 
   Decision Decide(const CallContext& call, DecideTrace* trace = nullptr) const;
 
@@ -43,11 +46,9 @@ class Engine {
   void ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
                    const CallContext& call, Decision& d) const;
 
- public:
-
- private:
   std::shared_ptr<const policy::CompiledPolicy> policy_;
   limits::LimitStore* limits_;
+  OverrideRedeemer* overrides_;
 };
 
 }  // namespace aegis::engine

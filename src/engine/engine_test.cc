@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "common/strings.h"
+#include "engine/call_digest.h"
 #include "engine/policy_tests.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -743,6 +744,122 @@ TEST_F(EngineTest, ManyUnrelatedRulesAreNotCandidates) {
   EXPECT_EQ(e.policy()->index.Candidates("", "ehr", "*").size(), 2000u);
   auto d = DecideJson(e, R"({"agent":"clinic-agent","tool":"ehr","params":{"n":1999}})");
   EXPECT_EQ(RuleOf(d), "r1999");
+}
+
+// A redeemer that knows one token, bound to one digest, usable once.
+class OneTokenRedeemer : public OverrideRedeemer {
+ public:
+  OneTokenRedeemer(std::string token, std::string digest)
+      : token_(std::move(token)), digest_(std::move(digest)) {}
+  Result Redeem(std::string_view token, std::string_view digest, std::string_view,
+                std::string_view, int64_t) override {
+    Result r;
+    if (token != token_) {
+      r.error = "not an override token";
+    } else if (digest != digest_) {
+      r.error = "the token is for another call";
+    } else if (used_) {
+      r.error = "the token was used already";
+    } else {
+      used_ = true;
+      r.ok = true;
+      r.approval_id = "apr_1";
+      r.jti = "jti_1";
+    }
+    return r;
+  }
+  void Release(std::string_view jti) override {
+    if (jti == "jti_1") used_ = false;
+    ++released_;
+  }
+  bool used_ = false;
+  int released_ = 0;
+
+ private:
+  std::string token_, digest_;
+};
+
+constexpr std::string_view kApprovals = R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  stripe: {actions: {pay: {}}}
+agents:
+  fa: {tools: [stripe], max_requests_per_second: 0.001, burst: 1}
+rules:
+  - id: big
+    match: {tools: [stripe]}
+    if: params.amount > 5000
+    effect: approval_needed
+  - id: ok
+    match: {tools: [stripe]}
+    effect: allow
+)";
+
+Decision DecideVerified(const Engine& e, const std::string& json,
+                    std::optional<CallContext::VerifiedAgent> verified = std::nullopt) {
+  auto c = ParseCall(json, kNow);
+  EXPECT_TRUE(c.ok()) << c.status();
+  c->verified = std::move(verified);
+  return e.Decide(*c);
+}
+
+TEST_F(EngineTest, AVerifiedAgentCannotClaimAnotherIdentity) {
+  Engine e(MustCompile({{"p.yaml", std::string(kApprovals)}}));
+  const std::string call = R"({"agent":"fa","tool":"stripe","action":"pay","params":{"amount":1}})";
+  EXPECT_EQ(DecideVerified(e, call, CallContext::VerifiedAgent{"fa", ""}).outcome, Effect::kAllow);
+  Decision d = DecideVerified(e, call, CallContext::VerifiedAgent{"other", ""});
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(d.reasons[0].code, reason::kIdentityMismatch);
+  EXPECT_EQ(d.reasons[0].detail, R"(the agent token is for agent "other" of tenant "")");
+  d = DecideVerified(e, call, CallContext::VerifiedAgent{"fa", "acme"});
+  EXPECT_EQ(d.reasons[0].code, reason::kIdentityMismatch);
+}
+
+TEST_F(EngineTest, AnOverrideTokenAllowsExactlyTheApprovedCallOnce) {
+  limits::MemoryLimitStore store;
+  common::Json params = *common::ParseJson(R"({"amount":7000})");
+  OneTokenRedeemer redeemer("tok", CallDigest("", "fa", "stripe", "pay", params));
+  Engine e(MustCompile({{"p.yaml", std::string(kApprovals)}}), &store, &redeemer);
+  auto call = [&](std::string amount, std::string token) {
+    return DecideVerified(e, R"({"agent":"fa","tool":"stripe","action":"pay","params":{"amount":)" +
+                             amount + R"(},"override_token":")" + token + R"("})");
+  };
+  // Another call than the approved one: refused, and the token is not used up.
+  Decision d = call("7001", "tok");
+  EXPECT_EQ(d.outcome, Effect::kApprovalNeeded);
+  EXPECT_EQ(d.reasons.back().code, reason::kOverrideInvalid);
+  EXPECT_EQ(d.reasons.back().detail, "the token is for another call");
+  EXPECT_FALSE(redeemer.used_);
+  // The approved call: allowed once, counted by the limits.
+  d = call("7000", "tok");
+  EXPECT_EQ(d.outcome, Effect::kAllow);
+  EXPECT_EQ(d.reasons[0].code, reason::kApproved);
+  EXPECT_EQ(d.reasons[0].detail, "apr_1");
+  EXPECT_EQ(d.approval_id, "apr_1");
+  // Replayed: approval_needed again.
+  d = call("7000", "tok");
+  EXPECT_EQ(d.outcome, Effect::kApprovalNeeded);
+  EXPECT_EQ(d.reasons.back().detail, "the token was used already");
+  // A call the policy allows anyway leaves a token alone.
+  redeemer.used_ = false;
+  d = call("10", "tok");
+  EXPECT_EQ(d.outcome, Effect::kDeny);  // the burst of 1 is used: rate limited ...
+  EXPECT_EQ(d.reasons[0].code, reason::kRateLimited);
+  EXPECT_FALSE(redeemer.used_);
+  EXPECT_EQ(redeemer.released_, 0);
+  // ... and so is the approved call now: the limit refuses it, and its token is given back.
+  d = call("7000", "tok");
+  EXPECT_EQ(d.reasons[0].code, reason::kRateLimited);
+  EXPECT_EQ(redeemer.released_, 1);
+  EXPECT_FALSE(redeemer.used_);
+}
+
+TEST_F(EngineTest, WithoutARedeemerOverrideTokensAreRefused) {
+  Engine e(MustCompile({{"p.yaml", std::string(kApprovals)}}));
+  Decision d = DecideVerified(
+      e, R"({"agent":"fa","tool":"stripe","action":"pay","params":{"amount":7000},"override_token":"x"})");
+  EXPECT_EQ(d.outcome, Effect::kApprovalNeeded);
+  EXPECT_EQ(d.reasons.back().code, reason::kOverrideInvalid);
 }
 
 }  // namespace

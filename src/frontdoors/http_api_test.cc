@@ -249,6 +249,10 @@ class UnreachableStore : public limits::LimitStore {
   common::StatusOr<std::vector<limits::SpendRow>> Spend(std::string_view, int64_t) override {
     return common::UnavailableError("redis: Connection refused");
   }
+  common::StatusOr<bool> ConsumeOnce(std::string_view, int64_t, int64_t) override {
+    return common::UnavailableError("redis: Connection refused");
+  }
+  void Unconsume(std::string_view) override {}
 };
 
 TEST(HttpApiLimitsTest, AnUnreachableStoreIs503ForCallsWithLimitsOnly) {

@@ -126,6 +126,14 @@ class LimitStore {
   virtual common::StatusOr<std::vector<SpendRow>> Spend(std::string_view prefix,
                                                         int64_t now_unix_nanos) = 0;
 
+  // Single-use ids (override tokens' jti): marks `id` used until `expires_unix_nanos`. True
+  // the first time, false when it is in use already; of concurrent calls with one id exactly
+  // one gets true. Unavailable when the shared store cannot be asked (fail_closed).
+  virtual common::StatusOr<bool> ConsumeOnce(std::string_view id, int64_t expires_unix_nanos,
+                                             int64_t now_unix_nanos) = 0;
+  // Makes a consumed id usable again (the call it was consumed for did not happen).
+  virtual void Unconsume(std::string_view id) = 0;
+
   // Appends the store's own Prometheus series (connection state, errors, fail-open answers).
   virtual void AppendMetrics(std::string& /*out*/) const {}
 };

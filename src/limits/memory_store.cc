@@ -176,6 +176,27 @@ common::Status MemoryLimitStore::Settle(std::string_view id, Micros actual, int6
   return common::OkStatus();
 }
 
+common::StatusOr<bool> MemoryLimitStore::ConsumeOnce(std::string_view id, int64_t expires,
+                                                     int64_t now) {
+  ReservationShard& shard = reservations_[ShardOf(Ref(id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (now >= shard.next_once_purge) {
+    std::erase_if(shard.used_once, [&](const auto& kv) { return kv.second <= now; });
+    shard.next_once_purge = now + 60'000'000'000;
+  }
+  auto [it, inserted] = shard.used_once.try_emplace(std::string(id), expires);
+  if (inserted) return true;
+  if (it->second > now) return false;
+  it->second = expires;  // expired meanwhile: a new use
+  return true;
+}
+
+void MemoryLimitStore::Unconsume(std::string_view id) {
+  ReservationShard& shard = reservations_[ShardOf(Ref(id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  shard.used_once.erase(std::string(id));
+}
+
 common::StatusOr<std::vector<SpendRow>> MemoryLimitStore::Spend(std::string_view prefix,
                                                                  int64_t now) {
   std::vector<SpendRow> rows;

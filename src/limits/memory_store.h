@@ -26,6 +26,9 @@ class MemoryLimitStore : public LimitStore {
                         std::string_view owner = {}) override;
   common::StatusOr<std::vector<SpendRow>> Spend(std::string_view prefix,
                                                 int64_t now_unix_nanos) override;
+  common::StatusOr<bool> ConsumeOnce(std::string_view id, int64_t expires_unix_nanos,
+                                     int64_t now_unix_nanos) override;
+  void Unconsume(std::string_view id) override;
 
  private:
   static constexpr size_t kShards = 16;
@@ -83,6 +86,8 @@ class MemoryLimitStore : public LimitStore {
     std::mutex mu;
     std::unordered_map<std::string, Reservation> map;
     int64_t next_purge = 0;
+    std::unordered_map<std::string, int64_t> used_once;  // ConsumeOnce: id → expiry
+    int64_t next_once_purge = 0;
   };
   static KeyRef Ref(std::string_view key) { return {key, KeyHash{}(key)}; }
   static size_t ShardOf(const KeyRef& k) { return k.hash % kShards; }

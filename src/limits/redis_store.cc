@@ -609,6 +609,29 @@ common::StatusOr<std::vector<SpendRow>> RedisLimitStore::Spend(std::string_view 
   return rows;
 }
 
+common::StatusOr<bool> RedisLimitStore::ConsumeOnce(std::string_view id, int64_t expires,
+                                                    int64_t now) {
+  int64_t ttl_ms = std::max<int64_t>((expires - now + 999'999) / 1'000'000, 1);
+  auto r = Command({"SET", common::StrCat(options_.key_prefix, "once:", id), "1", "NX", "PX",
+                    std::to_string(ttl_ms)});
+  if (r.ok()) {
+    if ((*r)->type == REDIS_REPLY_STATUS) return true;  // OK: set now
+    if ((*r)->type == REDIS_REPLY_NIL) return false;    // there already
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return common::UnavailableError("redis: unexpected answer to SET NX");
+  }
+  if (options_.fail_mode == FailMode::kFailOpen) {
+    fail_open_.fetch_add(1, std::memory_order_relaxed);
+    return fallback_.ConsumeOnce(id, expires, now);
+  }
+  return r.status();
+}
+
+void RedisLimitStore::Unconsume(std::string_view id) {
+  (void)Command({"DEL", common::StrCat(options_.key_prefix, "once:", id)});
+  fallback_.Unconsume(id);
+}
+
 common::Status RedisLimitStore::Ping() {
   auto r = Command({"PING"});
   if (!r.ok()) return r.status();

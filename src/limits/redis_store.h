@@ -71,6 +71,9 @@ class RedisLimitStore : public LimitStore {
                         std::string_view owner = {}) override;
   common::StatusOr<std::vector<SpendRow>> Spend(std::string_view prefix,
                                                 int64_t now_unix_nanos) override;
+  common::StatusOr<bool> ConsumeOnce(std::string_view id, int64_t expires_unix_nanos,
+                                     int64_t now_unix_nanos) override;
+  void Unconsume(std::string_view id) override;
   void AppendMetrics(std::string& out) const override;
 
   // Asks Redis to PING; for readiness and tests.

@@ -230,6 +230,29 @@ TEST_P(StoreTest, AnotherTenantCannotSettleADecision) {
   EXPECT_EQ(Rows(store, "agent/")[0].spent, 0);
 }
 
+TEST_P(StoreTest, AnIdIsConsumedExactlyOnceUnderConcurrency) {
+  auto owned = NewStore();
+  LimitStore& store = *owned;
+  for (int round = 0; round < 5; ++round) {
+    std::string id = "jti-" + std::to_string(round);
+    std::atomic<int> won{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 100; ++t) {
+      threads.emplace_back([&] {
+        auto r = store.ConsumeOnce(id, kNoon + 60 * kSecond, kNoon);
+        ASSERT_TRUE(r.ok()) << r.status();
+        if (*r) won.fetch_add(1);
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(won.load(), 1) << "round " << round;
+  }
+  // Given back, it can be used once more.
+  store.Unconsume("jti-0");
+  EXPECT_TRUE(*store.ConsumeOnce("jti-0", kNoon + 60 * kSecond, kNoon));
+  EXPECT_FALSE(*store.ConsumeOnce("jti-0", kNoon + 60 * kSecond, kNoon));
+}
+
 TEST(WindowTest, MonthsAndDurations) {
   Window month{Window::Kind::kMonth, 0};
   int64_t jan31 = (20'484LL) * kDay + 3600 * kSecond;  // 2026-01-31T01:00:00Z
