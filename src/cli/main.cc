@@ -12,6 +12,7 @@
 #include "engine/call_context.h"
 #include "engine/engine.h"
 #include "engine/policy_tests.h"
+#include "cli/identity.h"
 #include "cli/serve.h"
 #include "cli/spend.h"
 #include "policy/compiler.h"
@@ -43,6 +44,10 @@ const char* const kUsageText =
     "                                       run the decision service (docs/serve.md)\n"
     "  spend [--server HOST:PORT] [--prefix P] [--tenant T] [--agent A] [--tool T]\n"
     "        [--window W] [--json]          spend per budget and window, from a running server\n"
+    "  token issue --agent A [--tenant T] [--ttl S] | rotate | jwks | hash\n"
+    "                                       agent tokens and signing keys (docs/identity.md)\n"
+    "  approvals list | show ID | approve ID | deny ID [--server HOST:PORT]\n"
+    "                                       human approvals on a running server\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -190,6 +195,8 @@ int main(int argc, char** argv) {
   if (command == "eval") return Eval(args);
   if (command == "serve") return Serve(args);
   if (command == "spend") return Spend(args);
+  if (command == "token") return Token(args);
+  if (command == "approvals") return Approvals(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;

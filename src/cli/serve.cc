@@ -11,7 +11,10 @@
 #include <optional>
 #include <thread>
 
+#include "approvals/postgres_store.h"
+#include "approvals/sqlite_store.h"
 #include "frontdoors/extauthz_grpc.h"
+#include "identity/keyring.h"
 #include "frontdoors/http_api.h"
 #include "limits/memory_store.h"
 #include "limits/redis_store.h"
@@ -157,7 +160,57 @@ int Serve(const std::vector<std::string>& args) {
   } else {
     limit_store = std::make_unique<limits::MemoryLimitStore>();
   }
-  service::PolicyStore store(config.bundle, config.keep_versions, limit_store.get());
+  auto log = [&config](std::string_view level, const std::string& message) {
+    Log(config, level, message);
+  };
+
+  // Identity: the keyring in the data dir signs agent and override tokens.
+  int64_t now_seconds = service::Decider::NowUnixNanos() / 1'000'000'000;
+  auto keyring = identity::Keyring::Open(config.data_dir + "/keys", now_seconds);
+  if (!keyring.ok()) {
+    std::cerr << "aegis: serve: " << keyring.status().message() << "\n";
+    return kFailed;
+  }
+  service::Identity identity(std::move(*keyring), config.identity, limit_store.get());
+
+  // Approvals: SQLite in the data dir, or PostgreSQL shared by replicas; notifiers.
+  std::unique_ptr<approvals::ApprovalStore> approval_store;
+  if (config.approvals_store == "postgres") {
+    auto pg = approvals::PostgresApprovalStore::Open(config.postgres_url);
+    if (!pg.ok()) {
+      std::cerr << "aegis: serve: approvals: " << pg.status().message() << "\n";
+      return kFailed;
+    }
+    approval_store = std::move(*pg);
+  } else {
+    auto lite = approvals::SqliteApprovalStore::Open(config.data_dir + "/approvals.db");
+    if (!lite.ok()) {
+      std::cerr << "aegis: serve: approvals: " << lite.status().message() << "\n";
+      return kFailed;
+    }
+    approval_store = std::move(*lite);
+  }
+  approvals::NotifyOptions notify_options;
+  notify_options.public_url = config.public_url.empty()
+                                  ? "http://" + config.http_listen
+                                  : config.public_url;
+  approvals::Notifier notifier(config.notifiers, notify_options, log);
+  notifier.Start();
+
+  service::PolicyStore store(config.bundle, config.keep_versions, limit_store.get(), &identity);
+  auto notifiers_of = [&store](std::string_view rule_id, std::string_view tenant) {
+    std::vector<std::string> names;
+    if (auto active = store.Active()) {
+      for (const auto& r : active->policy().rules) {
+        if (r->id == rule_id && (r->tenant.empty() || r->tenant == tenant)) {
+          names = r->approval.notify;
+        }
+      }
+    }
+    return names;
+  };
+  service::ApprovalService approval_service(std::move(approval_store), &notifier, notifiers_of,
+                                            log);
   common::Status loaded = store.Reload();
   metrics.RecordReload(loaded.ok());
   if (!loaded.ok()) {
@@ -165,7 +218,7 @@ int Serve(const std::vector<std::string>& args) {
               << " has errors; not starting\n";
     return kFailed;
   }
-  service::Decider decider(store, metrics);
+  service::Decider decider(store, metrics, &approval_service);
   auto reload = [&]() {
     common::Status st = store.Reload();
     metrics.RecordReload(st.ok());
@@ -179,7 +232,7 @@ int Serve(const std::vector<std::string>& args) {
     return st;
   };
 
-  frontdoors::HttpApi api(decider, store, reload, config.max_body_bytes);
+  frontdoors::HttpApi api(decider, store, reload, config.max_body_bytes, &identity);
   net::HttpServerOptions http_options;
   http_options.address = config.http_listen;
   http_options.max_header_bytes = config.max_header_bytes;
@@ -209,6 +262,7 @@ int Serve(const std::vector<std::string>& args) {
             << std::endl;
   frontdoors::GrpcServerOptions grpc_options;
   grpc_options.max_body_bytes = config.max_body_bytes;
+  grpc_options.identity = &identity;
   auto grpc = frontdoors::StartGrpcServer(config.grpc_listen, decider, grpc_options);
   if (!grpc.ok()) {
     std::cerr << "aegis: serve: " << grpc.status().message() << "\n";
@@ -240,6 +294,7 @@ int Serve(const std::vector<std::string>& args) {
   if (watcher) watcher->Stop();
   http.Stop(config.drain_timeout);
   (*grpc)->Shutdown(config.drain_timeout);
+  notifier.Stop(std::chrono::milliseconds(2000));
   std::cout << "aegis: stopped" << std::endl;
   return kOk;
 }

@@ -257,7 +257,9 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
     }
     if (!st.ok()) return st;
   }
-  if (call.agent.empty()) return InvalidArgumentError("agent is required");
+  if (call.agent.empty() && !options.agent_from_token) {
+    return InvalidArgumentError("agent is required");
+  }
   if (call.tool.empty() && call.host().empty()) {
     return InvalidArgumentError("give tool (and action), or request with host, method and path");
   }

@@ -46,6 +46,9 @@ struct CallParseOptions {
   // call). Only trusted callers — policy tests and the CLI — may; front doors set identity from
   // a verified token and now from the clock.
   bool trusted = false;
+  // Whether the call may leave out `agent`, because an agent token presented with it will name
+  // the agent (front doors with agent tokens configured check that one of the two did).
+  bool agent_from_token = false;
 };
 
 // Parses the decide-API call JSON (docs/decide-api.md) strictly: unknown fields, wrong types,

@@ -21,6 +21,7 @@ constexpr int kRpcOk = 0;
 constexpr int kRpcInvalidArgument = 3;
 constexpr int kRpcPermissionDenied = 7;
 constexpr int kRpcUnavailable = 14;
+constexpr int kRpcUnauthenticated = 16;
 
 constexpr size_t kMaxHeaders = 1000;
 
@@ -170,6 +171,7 @@ void AddDecisionHeaders(
   AddHeader(to, "x-aegis-decision-id", d.id_view());
   AddHeader(to, "x-aegis-policy-version", d.policy ? std::string_view(d.policy->version) : "");
   AddHeader(to, "x-aegis-enforced", d.enforced() ? "true" : "false");
+  if (!d.approval_id.empty()) AddHeader(to, "x-aegis-approval-id", d.approval_id);
 }
 
 void Deny(int rpc_code, std::string message, int http_status, std::string body,
@@ -288,7 +290,9 @@ common::StatusOr<engine::CallContext> CallFromCheckRequest(const authv3::CheckRe
     if (!parsed->is_object()) return InvalidArgumentError("the JSON body must be an object");
     call.Set("params", *std::move(parsed));
   }
-  return engine::CallFromJson(std::move(call), now_unix_nanos);
+  engine::CallParseOptions parse;
+  parse.agent_from_token = options.identity != nullptr;
+  return engine::CallFromJson(std::move(call), now_unix_nanos, parse);
 }
 
 void DecisionToCheckResponse(const engine::Decision& d, bool request_had_body,
@@ -342,6 +346,22 @@ void NotReadyToCheckResponse(authv3::CheckResponse* out) {
        ErrorBody("not_ready", "no policy is loaded yet"), out);
 }
 
+namespace {
+
+// A header of the original request as Envoy sent it (lower-case names), or empty.
+std::string_view OriginalHeader(const authv3::CheckRequest& request, std::string_view name) {
+  const auto& http = request.attributes().request().http();
+  for (const auto& entry : http.headers()) {
+    if (entry.key() == name) return entry.value();
+  }
+  for (const auto& h : http.header_map().headers()) {
+    if (h.key() == name) return h.raw_value().empty() ? h.value() : h.raw_value();
+  }
+  return {};
+}
+
+}  // namespace
+
 void ExtAuthzService::Answer(const authv3::CheckRequest& request,
                              authv3::CheckResponse* response) const {
   constexpr auto kDoor = service::FrontDoor::kExtAuthzGrpc;
@@ -350,6 +370,25 @@ void ExtAuthzService::Answer(const authv3::CheckRequest& request,
   if (!call.ok()) {
     decider_.metrics().RecordBadRequest(static_cast<int>(kDoor));
     return BadInputToCheckResponse(call.status(), response);
+  }
+  // The agent's token comes in x-aegis-token: the original Authorization belongs upstream.
+  std::string_view token = OriginalHeader(request, "x-aegis-token");
+  std::string_view override_token = OriginalHeader(request, "x-aegis-override");
+  common::Status st = common::OkStatus();
+  if (options_.identity) {
+    st = options_.identity->ApplyCaller(token, override_token, *call);
+  } else if (!token.empty()) {
+    st = common::UnauthenticatedError("agent tokens are not configured on this gateway");
+  } else {
+    call->override_token = std::string(override_token);
+  }
+  if (!st.ok()) {
+    decider_.metrics().RecordBadRequest(static_cast<int>(kDoor));
+    if (st.code() == common::StatusCode::kInvalidArgument) {
+      return BadInputToCheckResponse(st, response);
+    }
+    return Deny(kRpcUnauthenticated, st.message(), 401, ErrorBody("unauthenticated", st.message()),
+                response);
   }
   engine::Decision d = decider_.Decide(*call, kDoor);
   DecisionToCheckResponse(d, HasBody(request), service::Decider::HttpStatus(d), response);
@@ -388,6 +427,7 @@ common::StatusOr<std::unique_ptr<GrpcServer>> StartGrpcServer(const std::string&
                                                               const GrpcServerOptions& options) {
   ExtAuthzOptions authz_options;
   authz_options.json.max_bytes = options.max_body_bytes;
+  authz_options.identity = options.identity;
   auto authz = std::make_unique<ExtAuthzService>(decider, authz_options);
   auto health = std::make_unique<HealthService>(decider.store());
 

@@ -29,6 +29,7 @@
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "service/decider.h"
+#include "service/identity.h"
 
 namespace aegis::frontdoors {
 
@@ -37,6 +38,9 @@ namespace authv3 = ::envoy::service::auth::v3;
 struct ExtAuthzOptions {
   // Limits for the JSON body; a body over max_bytes is ResourceExhausted (HTTP 413).
   common::JsonLimits json;
+  // Agent tokens (x-aegis-token) and override tokens (x-aegis-override) from the request's
+  // headers; without it they are refused.
+  const service::Identity* identity = nullptr;
 };
 
 // Maps a CheckRequest, as Envoy's ext_authz filter sends it, to a call (docs/extauthz-grpc.md):
@@ -126,6 +130,7 @@ struct GrpcServerOptions {
   // with_request_body.max_request_bytes at or below it (docs/extauthz-grpc.md).
   size_t max_body_bytes = 1 << 20;
   static constexpr size_t kHeaderSlack = 256 << 10;
+  const service::Identity* identity = nullptr;
 };
 
 // A running gRPC listener with the ext_authz and health services. Destroying it shuts it down

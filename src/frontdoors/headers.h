@@ -11,14 +11,16 @@
 namespace aegis::frontdoors {
 
 // False for hop-by-hop headers, the body's framing, the X-Original-* headers nginx uses to
-// describe the call, and the x-aegis-* hints that name the call rather than belong to it.
+// describe the call, the x-aegis-* hints that name the call rather than belong to it, and the
+// agent's and approvers' tokens (never shown to policies).
 // `lower_name` must be lower case.
 inline bool IsCallHeader(std::string_view lower_name) {
   static constexpr std::string_view kNotCall[] = {
       "connection",     "keep-alive",     "transfer-encoding", "te",
       "upgrade",        "proxy-connection", "content-length",  "x-original-uri",
       "x-original-method", "x-original-host", "x-aegis-agent", "x-aegis-tenant",
-      "x-aegis-tool",   "x-aegis-action"};
+      "x-aegis-tool",   "x-aegis-action", "x-aegis-token", "x-aegis-override",
+      "authorization", "proxy-authorization"};
   return std::find(std::begin(kNotCall), std::end(kNotCall), lower_name) == std::end(kNotCall);
 }
 

@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::string_view kAuthzPrefix = "/v1/authz";
 
+}  // namespace
 
 bool IsJson(const net::HttpRequest& request) {
   auto it = request.find(http::field::content_type);
@@ -43,9 +44,6 @@ void JsonBody(int status, std::string body, net::HttpResponse& response) {
   response.body() = std::move(body);
 }
 
-
-}  // namespace
-
 void ErrorResponse(int status, std::string_view code, std::string_view message,
                    net::HttpResponse& response) {
   std::string body = "{\"error\":{\"code\":";
@@ -57,11 +55,13 @@ void ErrorResponse(int status, std::string_view code, std::string_view message,
 }
 
 HttpApi::HttpApi(const service::Decider& decider, service::PolicyStore& store,
-                 std::function<common::Status()> reload, size_t max_body_bytes)
+                 std::function<common::Status()> reload, size_t max_body_bytes,
+                 const service::Identity* identity)
     : decider_(decider),
       store_(store),
       reload_(std::move(reload)),
-      max_body_bytes_(max_body_bytes) {}
+      max_body_bytes_(max_body_bytes),
+      identity_(identity) {}
 
 void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& response) const {
   std::string_view target = request.target();
@@ -75,6 +75,17 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
   };
   if (path == kAuthzPrefix || path.rfind(StrCat(kAuthzPrefix, "/"), 0) == 0) {
     return Authorize(request, response);
+  }
+  if (path == "/.well-known/jwks.json") {
+    if (only(http::verb::get, "GET")) Jwks(response);
+    return;
+  }
+  if (path == "/v1/tokens") {
+    if (only(http::verb::post, "POST")) Tokens(request, response);
+    return;
+  }
+  if (path == "/v1/approvals" || path.rfind("/v1/approvals/", 0) == 0) {
+    return Approvals(request, path, response);
   }
   if (path == "/v1/decide") {
     if (only(http::verb::post, "POST")) Decide(request, response);
@@ -102,6 +113,7 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
       extra += StrCat("aegis_policy_info{name=\"", active->policy().name, "\",version=\"",
                       active->policy().version, "\"} 1\n");
     }
+    if (service::ApprovalService* approvals = decider_.approvals()) approvals->AppendMetrics(extra);
     if (limits::LimitStore* limits = store_.limits()) {
       limits->AppendMetrics(extra);
       // A store that cannot be asked leaves the spend series out (its up gauge says why).
@@ -153,6 +165,7 @@ void HttpApi::Respond(const engine::Decision& d, bool body_on_allow,
     response.set(http::field::retry_after,
                  std::to_string((d.retry_after_nanos + 999'999'999) / 1'000'000'000));
   }
+  if (!d.approval_id.empty()) response.set("x-aegis-approval-id", d.approval_id);
   if (status != 200 || body_on_allow) {
     response.set(http::field::content_type, "application/json");
     response.body() = d.ToJson();
@@ -169,6 +182,7 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
   if (!store_.Active()) return ErrorResponse(503, "not_ready", "no policy is loaded yet", response);
   engine::CallParseOptions options;
   options.json.max_bytes = max_body_bytes_;
+  options.agent_from_token = identity_ != nullptr;
   auto call = engine::ParseCall(request.body(), service::Decider::NowUnixNanos(), options);
   if (!call.ok()) {
     decider_.metrics().RecordBadRequest(kDoor);
@@ -177,6 +191,7 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
     return ErrorResponse(too_large ? 413 : 400, "invalid_call", call.status().message(),
                          response);
   }
+  if (!ApplyCaller(request, /*authorization_is_ours=*/true, *call, response)) return;
   Respond(decider_.Decide(*call, FrontDoor::kDecideApi), true, response);
 }
 
@@ -234,13 +249,18 @@ void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& resp
     call.push_back({"params", *std::move(body)});
   }
   auto object = Json::Object(std::move(call));
+  engine::CallParseOptions parse;
+  parse.agent_from_token = identity_ != nullptr;
   auto parsed = object.ok() ? engine::CallFromJson(*std::move(object),
-                                                    service::Decider::NowUnixNanos())
+                                                    service::Decider::NowUnixNanos(), parse)
                             : common::StatusOr<engine::CallContext>(object.status());
   if (!parsed.ok()) {
     decider_.metrics().RecordBadRequest(kDoor);
     return ErrorResponse(400, "invalid_call", parsed.status().message(), response);
   }
+  // The original request's Authorization belongs to its upstream; the agent's token comes in
+  // x-aegis-token.
+  if (!ApplyCaller(request, /*authorization_is_ours=*/false, *parsed, response)) return;
   Respond(decider_.Decide(*parsed, FrontDoor::kAuthzHttp), false, response);
 }
 

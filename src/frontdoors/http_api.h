@@ -5,10 +5,13 @@
 #define AEGIS_FRONTDOORS_HTTP_API_H_
 
 #include <functional>
+#include <optional>
+#include <string>
 
 #include "common/status.h"
 #include "net/http_server.h"
 #include "service/decider.h"
+#include "service/identity.h"
 
 namespace aegis::frontdoors {
 
@@ -16,8 +19,11 @@ class HttpApi {
  public:
   // `reload` recompiles the bundle (POST /v1/policy/reload); it returns the compiler's errors
   // when the bundle is refused.
+  // `identity` (optional, not owned): agent tokens on the decision routes, /v1/tokens, JWKS,
+  // credentials for the approvals routes. Without it tokens are not accepted.
   HttpApi(const service::Decider& decider, service::PolicyStore& store,
-          std::function<common::Status()> reload, size_t max_body_bytes);
+          std::function<common::Status()> reload, size_t max_body_bytes,
+          const service::Identity* identity = nullptr);
 
   // Routes one request. Never throws; every error is a JSON error response.
   void Handle(const net::HttpRequest& request, net::HttpResponse& response) const;
@@ -32,12 +38,29 @@ class HttpApi {
   void Usage(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Spend(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Respond(const engine::Decision& d, bool body_on_allow, net::HttpResponse& response) const;
+  // Identity and approvals (http_api_identity.cc).
+  bool ApplyCaller(const net::HttpRequest& request, bool authorization_is_ours,
+                   engine::CallContext& call, net::HttpResponse& response) const;
+  void Jwks(net::HttpResponse& response) const;
+  void Tokens(const net::HttpRequest& request, net::HttpResponse& response) const;
+  void Approvals(const net::HttpRequest& request, std::string_view path,
+                 net::HttpResponse& response) const;
+  // The credential name when the request's bearer secret holds `role`; otherwise answers 401
+  // or 403 and returns nothing.
+  std::optional<std::string> RequireRole(const net::HttpRequest& request, std::string_view role,
+                                         net::HttpResponse& response) const;
 
   const service::Decider& decider_;
   service::PolicyStore& store_;
   std::function<common::Status()> reload_;
   size_t max_body_bytes_;
+  const service::Identity* identity_;
 };
+
+// Shared by http_api.cc and http_api_identity.cc.
+bool IsJson(const net::HttpRequest& request);
+std::string Timestamp(int64_t unix_nanos);
+void JsonBody(int status, std::string body, net::HttpResponse& response);
 
 // Writes {"error":{"code":..., "message":...}} with `status`.
 void ErrorResponse(int status, std::string_view code, std::string_view message,

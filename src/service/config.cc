@@ -55,6 +55,32 @@ class ConfigReader {
           if (key == "debounce_ms") return Millis(v, c_.debounce);
           return false;
         });
+      } else if (k == "identity") {
+        Section(m.value, "identity", [&](const std::string& key, const DocNode& v) {
+          IdentityOptions& id = c_.identity;
+          if (key == "issuer") return String(v, id.issuer);
+          if (key == "audience") return String(v, id.audience);
+          if (key == "default_token_ttl_seconds") return Seconds(v, id.default_ttl_seconds);
+          if (key == "max_token_ttl_seconds") return Seconds(v, id.max_ttl_seconds);
+          if (key == "override_token_ttl_seconds") return Seconds(v, id.override_ttl_seconds);
+          if (key == "leeway_seconds") {
+            int64_t s;
+            if (Integer(v, s, 0, 300)) id.leeway_seconds = s;
+            return true;
+          }
+          if (key == "require_agent_token") return Bool(v, id.require_agent_token);
+          if (key == "credentials") return Credentials(v);
+          return false;
+        });
+      } else if (k == "approvals") {
+        Section(m.value, "approvals", [&](const std::string& key, const DocNode& v) {
+          if (key == "store") return OneOf(v, c_.approvals_store, {"sqlite", "postgres"});
+          if (key == "postgres_url") return String(v, c_.postgres_url);
+          if (key == "public_url") return String(v, c_.public_url);
+          return false;
+        });
+      } else if (k == "notifiers") {
+        Notifiers(m.value);
       } else if (k == "limit_store") {
         Section(m.value, "limit_store", [&](const std::string& key, const DocNode& v) {
           if (key == "store") return OneOf(v, c_.limit_store, {"memory", "redis"});
@@ -75,7 +101,7 @@ class ConfigReader {
         Error(m.key, "unknown-key",
               StrCat("unknown key \"", k,
                      "\" (allowed: bundle, data_dir, log_level, listeners, limits, "
-                     "limit_store, policy)"));
+                     "limit_store, identity, approvals, notifiers, policy)"));
       }
     }
   }
@@ -103,6 +129,94 @@ class ConfigReader {
     }
     out = n.scalar;
     return true;
+  }
+
+  bool Seconds(const DocNode& n, int64_t& out) {
+    int64_t v;
+    if (Integer(n, v, 1, 86'400)) out = v;
+    return true;
+  }
+
+  // credentials: [{name, token_sha256, roles: [admin|issuer|approver]}]
+  bool Credentials(const DocNode& n) {
+    if (!n.is_sequence()) {
+      Error(n, "wrong-type", "credentials must be a list");
+      return true;
+    }
+    for (const auto& item : n.items) {
+      Credential cred;
+      Section(item, "a credential", [&](const std::string& key, const DocNode& v) {
+        if (key == "name") return String(v, cred.name);
+        if (key == "token_sha256") {
+          String(v, cred.token_sha256);
+          bool hex = cred.token_sha256.size() == 64 &&
+                     cred.token_sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+          if (!hex) {
+            Error(v, "wrong-value",
+                  "token_sha256 is the lower-case hex SHA-256 of the secret (aegis token hash)");
+          }
+          return true;
+        }
+        if (key == "roles") {
+          if (!v.is_sequence() || v.items.empty()) {
+            Error(v, "wrong-type", "roles must be a list of admin, issuer, approver");
+            return true;
+          }
+          for (const auto& r : v.items) {
+            std::string role;
+            OneOf(r, role, {"admin", "issuer", "approver"});
+            if (!role.empty()) cred.roles.push_back(role);
+          }
+          return true;
+        }
+        return false;
+      });
+      if (cred.name.empty() || cred.token_sha256.empty() || cred.roles.empty()) {
+        Error(item, "missing-key", "a credential needs name, token_sha256 and roles");
+        continue;
+      }
+      for (const auto& other : c_.identity.credentials) {
+        if (other.name == cred.name) Error(item, "duplicate-id", "credential " + cred.name + " is listed twice");
+      }
+      c_.identity.credentials.push_back(std::move(cred));
+    }
+    return true;
+  }
+
+  // notifiers: {NAME: {kind: slack|teams|webhook, url, headers: {..}}}
+  void Notifiers(const DocNode& n) {
+    if (!n.is_map()) return Error(n, "wrong-type", "notifiers must be a map of names");
+    for (const auto& m : n.members) {
+      approvals::NotifierConfig nc;
+      nc.name = m.key.scalar;
+      std::string kind;
+      Section(m.value, "a notifier", [&](const std::string& key, const DocNode& v) {
+        if (key == "kind") return OneOf(v, kind, {"slack", "teams", "webhook"});
+        if (key == "url") return String(v, nc.url);
+        if (key == "headers") {
+          if (!v.is_map()) {
+            Error(v, "wrong-type", "headers must be a map");
+            return true;
+          }
+          for (const auto& h : v.members) {
+            std::string value;
+            String(h.value, value);
+            nc.headers.emplace_back(h.key.scalar, value);
+          }
+          return true;
+        }
+        return false;
+      });
+      nc.kind = kind == "slack"   ? approvals::NotifierConfig::Kind::kSlack
+                : kind == "teams" ? approvals::NotifierConfig::Kind::kTeams
+                                  : approvals::NotifierConfig::Kind::kWebhook;
+      if (kind.empty() || nc.url.empty()) {
+        Error(m.key, "missing-key", "notifier " + nc.name + " needs a kind and a url");
+      }
+      c_.notifiers.push_back(std::move(nc));
+    }
+    common::Status st = approvals::Notifier::Validate(c_.notifiers);
+    if (!st.ok()) Error(n, "wrong-value", st.message());
   }
 
   bool OneOf(const DocNode& n, std::string& out, std::initializer_list<std::string_view> allowed) {

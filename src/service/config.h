@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "approvals/notify.h"
 #include "common/status.h"
+#include "service/identity.h"
 
 namespace aegis::service {
 
@@ -35,6 +37,13 @@ struct Config {
   std::chrono::milliseconds redis_timeout{250};
   std::string redis_key_prefix = "aegis:";
   std::string limits_fail_mode = "fail_closed";  // or fail_open
+  // Agent tokens, override tokens and credentials (section identity).
+  IdentityOptions identity;
+  // Approvals (section approvals) and their notifiers (section notifiers).
+  std::string approvals_store = "sqlite";  // sqlite (in data_dir) or postgres
+  std::string postgres_url;
+  std::string public_url;  // how approvers reach this API, for links in notifications
+  std::vector<approvals::NotifierConfig> notifiers;
 };
 
 // Reads `path` (YAML) over the defaults. Unknown keys, wrong types and out-of-range values are

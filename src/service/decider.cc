@@ -29,6 +29,7 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
   // One load: the whole decision uses this version, whatever reloads happen meanwhile.
   std::shared_ptr<const PolicyVersion> version = store_.Active();
   engine::Decision d = version->engine->Decide(call);
+  if (approvals_ && d.outcome == policy::Effect::kApprovalNeeded) approvals_->Attach(d, call);
   auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                    std::chrono::steady_clock::now() - start)
                    .count();

@@ -8,6 +8,7 @@
 
 #include "engine/call_context.h"
 #include "engine/decision.h"
+#include "service/approvals.h"
 #include "service/metrics.h"
 #include "service/policy_store.h"
 
@@ -19,25 +20,30 @@ std::string_view FrontDoorName(FrontDoor f);
 
 class Decider {
  public:
-  Decider(const PolicyStore& store, Metrics& metrics) : store_(store), metrics_(metrics) {}
+  // `approvals` (optional, not owned) records approval_needed decisions as approvals.
+  Decider(const PolicyStore& store, Metrics& metrics, ApprovalService* approvals = nullptr)
+      : store_(store), metrics_(metrics), approvals_(approvals) {}
 
   // Decides `call` against the policy version active at the time of the call; the decision
-  // names that version. Thread-safe.
+  // names that version, and for approval_needed the approval. Thread-safe.
   engine::Decision Decide(const engine::CallContext& call, FrontDoor front_door) const;
 
   // Wall-clock time for stamping calls (CallContext::now_unix_nanos).
   static int64_t NowUnixNanos();
 
   // The HTTP status a decision maps to (DESIGN.md section 5): 200 for allow and sanitize,
-  // 429 for rate_limited, 402 for budget_exceeded, 403 for any other deny and approval_needed.
+  // 429 for rate_limited, 402 for budget_exceeded, 503 for limits_unavailable, 403 for any
+  // other deny and approval_needed.
   static int HttpStatus(const engine::Decision& d);
 
   Metrics& metrics() const { return metrics_; }
   const PolicyStore& store() const { return store_; }
+  ApprovalService* approvals() const { return approvals_; }
 
  private:
   const PolicyStore& store_;
   Metrics& metrics_;
+  ApprovalService* approvals_;
 };
 
 }  // namespace aegis::service

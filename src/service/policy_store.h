@@ -29,10 +29,11 @@ struct PolicyVersion {
 
 class PolicyStore {
  public:
-  // `limits` (optional, not owned) is handed to every version's engine, so rate limits and
-  // budgets carry over reloads.
+  // `limits` and `overrides` (optional, not owned) are handed to every version's engine, so
+  // rate limits, budgets and used override tokens carry over reloads.
   explicit PolicyStore(std::string bundle_path, size_t keep = 10,
-                       limits::LimitStore* limits = nullptr);
+                       limits::LimitStore* limits = nullptr,
+                       engine::OverrideRedeemer* overrides = nullptr);
 
   // Compiles the bundle. On success activates the result (and remembers it) and returns OK;
   // recompiling identical content keeps the same version active. On failure returns
@@ -62,6 +63,7 @@ class PolicyStore {
   std::string bundle_path_;
   size_t keep_;
   limits::LimitStore* limits_;
+  engine::OverrideRedeemer* overrides_;
   std::atomic<std::shared_ptr<const PolicyVersion>> active_;
   mutable std::mutex mu_;  // guards everything below, and serialises Reload/Rollback
   std::deque<std::shared_ptr<const PolicyVersion>> versions_;

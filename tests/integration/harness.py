@@ -408,3 +408,63 @@ class Redis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class Postgres:
+    """A PostgreSQL 15 cluster of its own in `dir`, on a loopback port, trust authentication,
+    database `aegis`. As root (CI), initdb and postgres run as the `postgres` system user."""
+
+    def __init__(self, dir):
+        if not os.path.exists(os.path.join(PG_BIN, "initdb")):
+            raise RuntimeError("PostgreSQL 15 is not installed (scripts/install-deps.sh installs it)")
+        self.dir = dir
+        self.data = os.path.join(dir, "data")
+        self.port = free_port()
+        self.proc = None
+        self._as = []
+        if os.geteuid() == 0:
+            self._as = ["runuser", "-u", "postgres", "--"]
+        os.makedirs(dir, exist_ok=True)
+        if self._as:
+            shutil.chown(dir, "postgres", "postgres")
+        subprocess.run(self._as + [os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust",
+                                   "-U", "aegis", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @property
+    def url(self):
+        return "postgresql://aegis@127.0.0.1:%d/postgres" % self.port
+
+    def start(self):
+        log = open(os.path.join(self.dir, "postgres.log"), "ab")
+        self.proc = subprocess.Popen(
+            self._as + [os.path.join(PG_BIN, "postgres"), "-D", self.data, "-p", str(self.port),
+                        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + self.dir,
+                        "-c", "fsync=off"],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if not wait_for_port("127.0.0.1", self.port, timeout=30):
+            self.stop()
+            raise RuntimeError("postgres did not start")
+        # Accepting connections is not yet accepting queries: wait for pg_isready.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r = subprocess.run([os.path.join(PG_BIN, "pg_isready"), "-h", "127.0.0.1", "-p",
+                                str(self.port)], stdout=subprocess.DEVNULL)
+            if r.returncode == 0:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("postgres did not become ready")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
