@@ -351,13 +351,14 @@ class DurableApprovalsTest(unittest.TestCase):
             f.write(POLICY)
         self.sink = harness.RecordingUpstream().start()
         self.servers = []
-        self.pg = None
+        self.pg = self.redis = None
 
     def tearDown(self):
         for s in self.servers:
             s.stop()
-        if self.pg:
-            self.pg.stop()
+        for dependency in (self.pg, self.redis):
+            if dependency:
+                dependency.stop()
         self.sink.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -386,9 +387,11 @@ class DurableApprovalsTest(unittest.TestCase):
         status, _, d = gw.decide(payment(7000), token, a["override_token"])
         self.assertEqual(status, 200, d)
 
-    def test_two_servers_share_approvals_in_postgres(self):
+    def test_two_servers_share_approvals_in_postgres_and_tokens_in_redis(self):
         self.pg = harness.Postgres(os.path.join(self.tmp, "pg")).start()
-        extra = {"approvals": {"store": "postgres", "postgres_url": self.pg.url}}
+        self.redis = harness.Redis(os.path.join(self.tmp, "redis")).start()
+        extra = {"approvals": {"store": "postgres", "postgres_url": self.pg.url},
+                 "limit_store": {"store": "redis", "redis_url": self.redis.url}}
         # One keyring for both replicas (a shared data dir, as a shared volume would be).
         data = os.path.join(self.tmp, "shared-data")
         a = self.serve("a", data, extra)
@@ -402,8 +405,25 @@ class DurableApprovalsTest(unittest.TestCase):
         self.assertEqual(b.vote(approval_id, SECRETS["bob"])[1]["state"], "approved")
         status, ap = a.approval(approval_id, token)
         self.assertEqual(ap["state"], "approved")
-        status, _, d = b.decide(payment(7500), token, ap["override_token"])
-        self.assertEqual(status, 200, d)
+        # 100 parallel replays of the override token, spread over both replicas: the used
+        # token ids live in Redis, so exactly one call goes through.
+        local = threading.local()
+        conns = []
+
+        def one(i):
+            gw = (a, b)[i % 2]
+            if not hasattr(local, "conns"):
+                local.conns = [a.s.connect(), b.s.connect()]
+                conns.extend(local.conns)
+            return gw.decide(payment(7500), token, ap["override_token"],
+                             conn=local.conns[i % 2])[0]
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(one, range(100)))
+        for c in conns:
+            c.close()
+        self.assertEqual(statuses.count(200), 1, statuses)
+        self.assertEqual(statuses.count(403), 99)
 
 
 if __name__ == "__main__":
