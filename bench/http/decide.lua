@@ -29,6 +29,12 @@ wrk.body = [[{"agent":"finance-agent","tool":"stripe","action":"create_payment",
   [["city":"Springfield","postal_code":"12345","country":"US"}},]] ..
   [["idempotency_key":"inv-2024-000871-attempt-1"}}]]
 
+-- WRK_TOKEN=t sends an agent token with every call (x-aegis-token), for scripts/bench-identity.sh.
+local token = os.getenv("WRK_TOKEN")
+if token and token ~= "" then
+  wrk.headers["x-aegis-token"] = token
+end
+
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
 if delay_ms then
   function delay()

@@ -83,7 +83,7 @@ void ApprovalService::Attach(engine::Decision& d, const engine::CallContext& cal
 void ApprovalService::AppendMetrics(std::string& out) {
   approvals::ListFilter pending;
   pending.state = approvals::State::kPending;
-  pending.limit = 0;  // all
+  pending.limit = 100000;
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
