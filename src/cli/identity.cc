@@ -1,5 +1,6 @@
 #include "cli/identity.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -111,10 +112,17 @@ int Token(const std::vector<std::string>& args) {
     return kFailed;
   }
   if (sub == "rotate") {
-    auto kid = (*keyring)->Rotate(NowSeconds());
+    int64_t now = NowSeconds();
+    auto kid = (*keyring)->Rotate(now);
     if (!kid.ok()) {
       std::cerr << "aegis: token rotate: " << kid.status().message() << "\n";
       return kFailed;
+    }
+    // Keys retired longer ago than any token lives verify nothing any more.
+    const auto& o = config->identity;
+    int64_t longest = std::max(o.max_ttl_seconds, o.override_ttl_seconds) + o.leeway_seconds;
+    if (common::Status st = (*keyring)->Prune(now - longest); !st.ok()) {
+      std::cerr << "aegis: token rotate: pruning old keys: " << st.message() << "\n";
     }
     std::cout << "new signing key " << *kid
               << "; older keys keep verifying (a running server picks it up on SIGHUP)\n";
@@ -141,7 +149,8 @@ int Token(const std::vector<std::string>& args) {
       return kUsage;
     }
   }
-  service::Identity id(std::move(*keyring), config->identity, nullptr);
+  service::Identity id(std::move(*keyring), config->identity, nullptr,
+                       [](std::string_view, const std::string&) {});
   std::string tenant = a.flags.count("--tenant") ? a.flags.at("--tenant") : "";
   identity::Claims issued;
   auto token = id.IssueAgentToken(a.flags.at("--agent"), tenant, ttl, NowSeconds(), &issued);

@@ -171,7 +171,7 @@ int Serve(const std::vector<std::string>& args) {
     std::cerr << "aegis: serve: " << keyring.status().message() << "\n";
     return kFailed;
   }
-  service::Identity identity(std::move(*keyring), config.identity, limit_store.get());
+  service::Identity identity(std::move(*keyring), config.identity, limit_store.get(), log);
 
   // Approvals: SQLite in the data dir, or PostgreSQL shared by replicas; notifiers.
   std::unique_ptr<approvals::ApprovalStore> approval_store;
@@ -286,6 +286,12 @@ int Serve(const std::vector<std::string>& args) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       (void)reload();
+      // Keys rotated by `aegis token rotate` (or another replica) since the start.
+      if (common::Status st = identity.keyring().Reload(); !st.ok()) {
+        Log(config, "error", "keyring reload refused, the keys in use stay: " + st.message());
+      } else {
+        Log(config, "info", "keyring: signing with key " + identity.keyring().ActiveKid());
+      }
       continue;
     }
     break;

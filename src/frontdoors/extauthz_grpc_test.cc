@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "engine/engine.h"
+#include "identity/keyring.h"
+#include "service/identity.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/compiler.h"
@@ -591,6 +593,52 @@ TEST_F(ServerTest, InvalidUtf8OnTheWireIsADenialNotATransportError) {
       metrics_.Render(),
       HasSubstr(std::string("aegis_bad_requests_total{front_door=\"") +
                 std::string(service::FrontDoorName(service::FrontDoor::kExtAuthzGrpc)) + "\"} 1"));
+}
+
+TEST_F(ServerTest, AgentTokensComeInXAegisTokenAndBindTheCall) {
+  ASSERT_TRUE(store_.Reload().ok());
+  std::filesystem::path keys = std::filesystem::path(bundle_.path()) / "keys";
+  auto keyring = identity::Keyring::Open(keys.string(), 1'780'000'000);
+  ASSERT_TRUE(keyring.ok()) << keyring.status();
+  service::IdentityOptions options;
+  options.require_agent_token = true;
+  service::Identity id(std::move(*keyring), options, nullptr,
+                       [](std::string_view, const std::string&) {});
+  GrpcServerOptions grpc_options;
+  grpc_options.identity = &id;
+  auto server = StartGrpcServer("127.0.0.1:0", decider_, grpc_options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = authv3::Authorization::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+  auto check = [&](const authv3::CheckRequest& r) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    authv3::CheckResponse out;
+    EXPECT_TRUE(stub->Check(&ctx, r, &out).ok());
+    return out;
+  };
+  int64_t now = service::Decider::NowUnixNanos() / 1'000'000'000;
+  auto token = id.IssueAgentToken("finance-agent", "", 600, now);
+  ASSERT_TRUE(token.ok()) << token.status();
+
+  // No token: 401. The agent named by the token, from x-aegis-token: decided.
+  auto r = EnvoyRequest("POST", "api.stripe.com", "/v1/payment_intents");
+  SetJsonBody(r, R"({"amount": 120, "currency": "usd"})");
+  authv3::CheckResponse out = check(r);
+  EXPECT_EQ(out.status().code(), 16);
+  EXPECT_EQ(out.denied_response().status().code(), 401);
+  AddHeader(r, "x-aegis-token", *token);
+  out = check(r);
+  EXPECT_EQ(out.status().code(), 0) << out.denied_response().body();
+  // A tampered token, and a call claiming another agent than its token.
+  auto bad = EnvoyRequest("GET", "api.stripe.com", "/v1/payment_intents/pi_1");
+  AddHeader(bad, "x-aegis-token", *token + "x");
+  EXPECT_EQ(check(bad).denied_response().status().code(), 401);
+  SetAgent(r, "clinic-agent");
+  out = check(r);
+  EXPECT_EQ(out.status().code(), 7);
+  EXPECT_THAT(out.denied_response().body(), HasSubstr("identity_mismatch"));
+  (*server)->Shutdown(std::chrono::milliseconds(0));
 }
 
 TEST_F(ServerTest, PortInUseIsAnError) {

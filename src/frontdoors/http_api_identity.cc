@@ -1,6 +1,7 @@
 // The identity and approvals routes of HttpApi: agent tokens on decision routes, JWKS,
 // POST /v1/tokens, /v1/approvals (docs/serve.md, docs/identity.md, docs/approvals.md).
 #include <charconv>
+#include <utility>
 
 #include "common/json.h"
 #include "common/strings.h"
@@ -225,9 +226,10 @@ void HttpApi::Approvals(const net::HttpRequest& request, std::string_view path,
     // token when tokens are configured and presented (another agent's is refused as unknown),
     // and then receives the override token once it is approved.
     std::string_view secret = service::Identity::BearerToken(Header(request, "authorization"));
-    bool approver = identity_ && !secret.empty() && identity_->Authenticate(secret, "approver");
     std::string_view agent_token = Header(request, "x-aegis-token");
-    if (agent_token.empty() && !approver) agent_token = secret;
+    // A bearer that is a JWT is the agent's token, anything else an approver's credential.
+    if (agent_token.empty() && secret.starts_with("eyJ")) std::swap(agent_token, secret);
+    bool approver = identity_ && !secret.empty() && identity_->Authenticate(secret, "approver");
     if (identity_ && !approver) {
       if (agent_token.empty() && identity_->options().require_agent_token) {
         return Unauthorized("poll with the requesting agent's token (x-aegis-token)", response);

@@ -13,8 +13,11 @@ namespace aegis::service {
 using common::StrCat;
 
 Identity::Identity(std::unique_ptr<identity::Keyring> keyring, IdentityOptions options,
-                   limits::LimitStore* once)
-    : keyring_(std::move(keyring)), options_(std::move(options)), once_(once ? once : &own_once_) {}
+                   limits::LimitStore* once, Log log)
+    : keyring_(std::move(keyring)),
+      options_(std::move(options)),
+      once_(once ? once : &own_once_),
+      log_(std::move(log)) {}
 
 std::string_view Identity::BearerToken(std::string_view authorization) {
   constexpr std::string_view kBearer = "Bearer ";
@@ -55,7 +58,10 @@ common::Status Identity::ApplyCaller(std::string_view token, std::string_view ov
     return common::OkStatus();
   }
   auto claims = VerifyAgentToken(token, call.now_unix_nanos / 1'000'000'000);
-  if (!claims.ok()) return claims.status();
+  if (!claims.ok()) {
+    log_("warn", "identity: agent token refused: " + claims.status().message());
+    return claims.status();
+  }
   if (call.agent.empty()) call.agent = claims->sub;
   if (call.tenant.empty()) call.tenant = claims->tenant;
   call.verified = engine::CallContext::VerifiedAgent{claims->sub, claims->tenant};
@@ -130,8 +136,10 @@ std::optional<std::string> Identity::Authenticate(std::string_view secret,
     bool allowed = std::find(c.roles.begin(), c.roles.end(), role) != c.roles.end() ||
                    std::find(c.roles.begin(), c.roles.end(), "admin") != c.roles.end();
     if (allowed) return c.name;
+    log_("warn", StrCat("identity: credential ", c.name, " lacks the ", role, " role"));
     return std::nullopt;
   }
+  log_("warn", StrCat("identity: unknown credential presented for the ", role, " role"));
   return std::nullopt;
 }
 
@@ -150,6 +158,7 @@ engine::OverrideRedeemer::Result Identity::Redeem(std::string_view token,
   auto claims = keyring_->Verify(token, identity::TokenKind::kOverride, o);
   if (!claims.ok()) {
     r.error = claims.status().message();
+    log_("warn", StrCat("identity: override token refused for agent ", agent, ": ", r.error));
     return r;
   }
   if (claims->sub != agent || claims->call_digest != call_digest) {
@@ -166,6 +175,8 @@ engine::OverrideRedeemer::Result Identity::Redeem(std::string_view token,
   }
   if (!*fresh) {
     r.error = StrCat("the override token of approval ", claims->approval_id, " was used already");
+    log_("warn", StrCat("identity: replayed override token of approval ", claims->approval_id,
+                        " by agent ", agent));
     return r;
   }
   r.ok = true;

@@ -11,6 +11,7 @@
 #ifndef AEGIS_SERVICE_IDENTITY_H_
 #define AEGIS_SERVICE_IDENTITY_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,9 +50,11 @@ inline constexpr std::string_view kOverrideAudience = "aegis-override";
 
 class Identity : public engine::OverrideRedeemer {
  public:
+  using Log = std::function<void(std::string_view level, const std::string& message)>;
   // `once` (optional, not owned) keeps used override-token ids; without it, this process does.
+  // Refused tokens and credentials are logged through `log` (warn), never the secrets.
   Identity(std::unique_ptr<identity::Keyring> keyring, IdentityOptions options,
-           limits::LimitStore* once);
+           limits::LimitStore* once, Log log);
 
   // What a caller presented, applied to `call`: `token` (the x-aegis-token header, or the
   // Authorization header's Bearer value) is verified as an agent token and binds the call to
@@ -89,6 +92,7 @@ class Identity : public engine::OverrideRedeemer {
   IdentityOptions options_;
   limits::MemoryLimitStore own_once_;
   limits::LimitStore* once_;
+  Log log_;
 };
 
 }  // namespace aegis::service
