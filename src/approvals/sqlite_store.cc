@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "common/strings.h"
@@ -246,8 +248,18 @@ StatusOr<std::unique_ptr<SqliteApprovalStore>> SqliteApprovalStore::Open(const s
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // WAL: readers never block the writer; FULL: a committed vote survives a power cut.
-  for (const char* pragma :
-       {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
+  // Switching a new file to WAL takes an exclusive lock that the busy handler does not wait
+  // for: several processes opening the same new file at once can see "database is locked"
+  // there. Retry it for as long as the busy timeout.
+  for (int waited_ms = 0;; waited_ms += 10) {
+    Statement s(db, "PRAGMA journal_mode = WAL");
+    Status st = s.Run("PRAGMA journal_mode = WAL");
+    if (st.ok()) break;
+    int code = sqlite3_extended_errcode(db) & 0xff;
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || waited_ms >= kBusyTimeoutMs) return st;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const char* pragma : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"}) {
     Statement s(db, pragma);
     if (Status st = s.Run(pragma); !st.ok()) return st;
   }
