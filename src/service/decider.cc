@@ -33,7 +33,14 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
   auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
                    std::chrono::steady_clock::now() - start)
                    .count();
-  metrics_.RecordDecision(static_cast<int>(front_door), d.outcome, d.enforced(), nanos);
+  // Only names the policy declares become labels; anything else a caller sent is "_unknown".
+  const policy::CompiledPolicy& p = *d.policy;
+  bool agent_known = p.FindAgent(d.tenant, d.agent) != nullptr;
+  bool tool_known = agent_known && !d.tool.empty() && p.FindTool(d.tenant, d.tool) != nullptr;
+  Metrics::Subject subject{agent_known ? std::string_view(d.tenant) : "_unknown",
+                           agent_known ? std::string_view(d.agent) : "_unknown",
+                           tool_known ? std::string_view(d.tool) : "_unknown"};
+  metrics_.RecordDecision(static_cast<int>(front_door), d.outcome, d.enforced(), subject, nanos);
   return d;
 }
 

@@ -12,10 +12,49 @@ namespace aegis::service {
 using common::StrCat;
 
 void Metrics::RecordDecision(int front_door, policy::Effect effect, bool enforced,
-                             int64_t nanos) {
+                             const Subject& subject, int64_t nanos) {
   if (front_door < 0 || front_door >= kFrontDoors) return;
+  // The series key is its rendered label set; built in a per-thread buffer.
+  thread_local std::string key;
+  auto build = [&](std::string_view agent) {
+    key.clear();
+    key += "front_door=\"";
+    key += FrontDoorName(static_cast<FrontDoor>(front_door));
+    key += "\",decision=\"";
+    key += policy::EffectName(effect);
+    key += enforced ? "\",enforced=\"true\",tenant=\"" : "\",enforced=\"false\",tenant=\"";
+    key += subject.tenant;
+    key += "\",agent=\"";
+    key += agent;
+    key += "\",tool=\"";
+    key += subject.tool;
+    key += "\"";
+  };
+  build(subject.agent);
+  size_t h = std::hash<std::string>{}(key);
+  SeriesShard* shard = &decisions_[h % kSeriesShards];
+  {
+    std::unique_lock<std::mutex> lock(shard->mu);
+    auto it = shard->series.find(key);
+    if (it == shard->series.end()) {
+      if (series_count_.load(std::memory_order_relaxed) >= kMaxSeries) {
+        lock.unlock();
+        build("_other");
+        shard = &decisions_[std::hash<std::string>{}(key) % kSeriesShards];
+        lock = std::unique_lock<std::mutex>(shard->mu);
+        it = shard->series.find(key);
+      }
+      if (it == shard->series.end()) {
+        auto series = std::make_unique<DecisionSeries>();
+        series->labels = key;
+        it = shard->series.emplace(key, std::move(series)).first;
+        series_count_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    it->second->count.fetch_add(1, std::memory_order_relaxed);
+  }
   int e = static_cast<int>(effect);
-  decisions_[front_door][e * 2 + (enforced ? 1 : 0)].fetch_add(1, std::memory_order_relaxed);
+  (void)e;
   double seconds = static_cast<double>(nanos) / 1e9;
   size_t bucket = 0;
   while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
@@ -42,20 +81,18 @@ std::string FormatSeconds(double s) {
 
 std::string Metrics::Render(const std::string& extra) const {
   std::string out;
-  out += "# HELP aegis_decisions_total Decisions by front door, decision and enforcement.\n";
+  out += "# HELP aegis_decisions_total Decisions by front door, decision, enforcement, tenant, "
+         "agent and tool.\n";
   out += "# TYPE aegis_decisions_total counter\n";
-  for (int f = 0; f < kFrontDoors; ++f) {
-    std::string_view door = FrontDoorName(static_cast<FrontDoor>(f));
-    for (int e = 0; e < kEffects; ++e) {
-      for (int enforced = 0; enforced < 2; ++enforced) {
-        int64_t n = decisions_[f][e * 2 + enforced].load(std::memory_order_relaxed);
-        if (n == 0) continue;
-        out += StrCat("aegis_decisions_total{front_door=\"", door, "\",decision=\"",
-                      policy::EffectName(static_cast<policy::Effect>(e)), "\",enforced=\"",
-                      enforced ? "true" : "false", "\"} ", n, "\n");
-      }
+  std::vector<std::pair<std::string, int64_t>> rows;
+  for (const SeriesShard& shard : decisions_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (const auto& [key, series] : shard.series) {
+      rows.emplace_back(series->labels, series->count.load(std::memory_order_relaxed));
     }
   }
+  std::sort(rows.begin(), rows.end());
+  for (const auto& [labels, n] : rows) out += StrCat("aegis_decisions_total{", labels, "} ", n, "\n");
   out += "# HELP aegis_bad_requests_total Requests refused before a decision (malformed, too "
          "large, unknown route).\n";
   out += "# TYPE aegis_bad_requests_total counter\n";

@@ -6,6 +6,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -22,9 +25,15 @@ class Metrics {
   static constexpr std::array<double, 12> kLatencyBuckets = {
       1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1};
 
-  // One decision: its front door (FrontDoor as int), its effect, whether enforced, and how long
-  // the decision took.
-  void RecordDecision(int front_door, policy::Effect effect, bool enforced, int64_t nanos);
+  // Who a decision was about, for the per-agent series. Names must be ones the policy declares
+  // (the Decider passes "_unknown" for others): labels never carry what a caller made up.
+  struct Subject {
+    std::string_view tenant, agent, tool;
+  };
+  // One decision: its front door (FrontDoor as int), its effect, whether enforced, its subject,
+  // and how long the decision took.
+  void RecordDecision(int front_door, policy::Effect effect, bool enforced, const Subject& subject,
+                      int64_t nanos);
   // A request refused before any decision (malformed, too large, unknown route...).
   void RecordBadRequest(int front_door);
   void RecordReload(bool ok);
@@ -34,7 +43,21 @@ class Metrics {
   std::string Render(const std::string& extra = "") const;
 
  private:
-  std::array<std::array<std::atomic<int64_t>, kEffects * 2>, kFrontDoors> decisions_{};
+  // Decisions by front door, effect, enforcement, tenant, agent and tool: series are created on
+  // first use, in shards each with its own lock. At most kMaxSeries; further combinations are
+  // counted under agent="_other".
+  static constexpr size_t kMaxSeries = 10000;
+  static constexpr size_t kSeriesShards = 16;
+  struct DecisionSeries {
+    std::string labels;  // rendered label set, e.g. front_door="..",decision="..",...
+    std::atomic<int64_t> count{0};
+  };
+  struct SeriesShard {
+    mutable std::mutex mu;
+    std::unordered_map<std::string, std::unique_ptr<DecisionSeries>> series;
+  };
+  std::array<SeriesShard, kSeriesShards> decisions_{};
+  std::atomic<size_t> series_count_{0};
   std::array<std::atomic<int64_t>, kFrontDoors> bad_requests_{};
   std::array<std::array<std::atomic<int64_t>, kLatencyBuckets.size() + 1>, kFrontDoors>
       latency_buckets_{};

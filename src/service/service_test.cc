@@ -15,6 +15,7 @@ namespace aegis::service {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 std::string Bundle(std::string_view effect) {
@@ -211,15 +212,38 @@ TEST(WatcherTest, ReloadsOnceAfterABurstOfWrites) {
   EXPECT_EQ(changes.load(), 1);
 }
 
+TEST(MetricsTest, DecisionSeriesAreBoundedAndConcurrent) {
+  Metrics m;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        m.RecordDecision(0, policy::Effect::kAllow, true, {"", "a", "t"}, 100);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_THAT(m.Render(), HasSubstr("tenant=\"\",agent=\"a\",tool=\"t\"} 4000\n"));
+  // Past the cap, new agents are counted as _other.
+  for (int i = 0; i < 10'050; ++i) {
+    m.RecordDecision(0, policy::Effect::kDeny, true, {"", "agent" + std::to_string(i), "t"}, 1);
+  }
+  std::string text = m.Render();
+  EXPECT_THAT(text, HasSubstr("agent=\"_other\",tool=\"t\"} 51\n"));
+  EXPECT_THAT(text, Not(HasSubstr("agent=\"agent10049\"")));
+}
+
 TEST(MetricsTest, RendersPrometheusText) {
   Metrics m;
-  m.RecordDecision(static_cast<int>(FrontDoor::kDecideApi), policy::Effect::kDeny, true, 1500);
-  m.RecordDecision(static_cast<int>(FrontDoor::kDecideApi), policy::Effect::kDeny, true, 3000);
+  Metrics::Subject who{"acme", "finance-agent", "stripe"};
+  m.RecordDecision(static_cast<int>(FrontDoor::kDecideApi), policy::Effect::kDeny, true, who, 1500);
+  m.RecordDecision(static_cast<int>(FrontDoor::kDecideApi), policy::Effect::kDeny, true, who, 3000);
   m.RecordBadRequest(static_cast<int>(FrontDoor::kAuthzHttp));
   m.RecordReload(false);
   std::string text = m.Render();
   EXPECT_THAT(text, HasSubstr("aegis_decisions_total{front_door=\"decide_api\",decision=\"deny\","
-                              "enforced=\"true\"} 2\n"));
+                              "enforced=\"true\",tenant=\"acme\",agent=\"finance-agent\","
+                              "tool=\"stripe\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("aegis_decision_duration_seconds_bucket{front_door=\"decide_api\","
                               "le=\"2.5e-06\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("aegis_decision_duration_seconds_count{front_door=\"decide_api\"} 2"));
