@@ -7,6 +7,7 @@ Usage: redis_test.py <path to aegis>
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -138,6 +139,28 @@ class SharedRedisTest(unittest.TestCase):
         self.assertIn('window="day"', line[0])
         remaining = float(line[0].rsplit(" ", 1)[1])
         self.assertEqual(remaining, 1000 - self.spent(a, "steady"))
+
+    def test_every_series_the_grafana_dashboard_queries_exists(self):
+        a = self.servers[0]
+        for agent in ("steady", "unlimited"):
+            self.assertEqual(self.decide(a, agent)[0], 200)
+        status, _, data = a.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        exposed = set()
+        for line in data.decode().splitlines():
+            if line.startswith("# TYPE "):
+                name, kind = line.split()[2:4]
+                exposed.add(name)
+                if kind == "histogram":
+                    exposed.update(name + s for s in ("_bucket", "_sum", "_count"))
+        with open(os.path.join(harness.REPO, "deploy", "grafana", "aegis.json")) as f:
+            dashboard = json.load(f)
+        queried = set()
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                queried.update(re.findall(r"aegis_[a-z_]+", target["expr"]))
+        self.assertTrue(queried)
+        self.assertEqual(sorted(queried - exposed), [])
 
     def test_redis_killed_and_restarted(self):
         a, b = self.servers
