@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "engine/policy_tests.h"
 #include "cli/identity.h"
+#include "cli/redact.h"
 #include "cli/serve.h"
 #include "cli/spend.h"
 #include "policy/compiler.h"
@@ -48,6 +49,8 @@ const char* const kUsageText =
     "                                       agent tokens and signing keys (docs/identity.md)\n"
     "  approvals list | show ID | approve ID | deny ID [--server HOST:PORT]\n"
     "                                       human approvals on a running server\n"
+    "  redact [--detectors D,...] [--style S] [--json [--fields P,...]] [FILE...]\n"
+    "                                       redact PII in text or JSON (docs/redaction.md)\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -197,6 +200,7 @@ int main(int argc, char** argv) {
   if (command == "spend") return Spend(args);
   if (command == "token") return Token(args);
   if (command == "approvals") return Approvals(args);
+  if (command == "redact") return Redact(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;

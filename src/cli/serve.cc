@@ -197,7 +197,22 @@ int Serve(const std::vector<std::string>& args) {
   approvals::Notifier notifier(config.notifiers, notify_options, log);
   notifier.Start();
 
-  service::PolicyStore store(config.bundle, config.keep_versions, limit_store.get(), &identity);
+  // The key of sanitize rules' hash-style fingerprints: AEGIS_REDACTION_KEY, else one made on
+  // first start and kept in the data dir, so fingerprints stay stable across restarts.
+  std::string redaction_key = env.count("AEGIS_REDACTION_KEY") ? env["AEGIS_REDACTION_KEY"] : "";
+  if (redaction_key.empty()) {
+    auto key = service::LoadOrCreateSecret(config.data_dir + "/redaction.key");
+    if (!key.ok()) {
+      std::cerr << "aegis: serve: " << key.status().message() << "\n";
+      return kFailed;
+    }
+    redaction_key = *key;
+  } else if (redaction_key.size() < 32) {
+    std::cerr << "aegis: serve: AEGIS_REDACTION_KEY needs at least 32 characters\n";
+    return kFailed;
+  }
+  service::PolicyStore store(config.bundle, config.keep_versions, limit_store.get(), &identity,
+                             redaction_key);
   auto notifiers_of = [&store](std::string_view rule_id, std::string_view tenant) {
     std::vector<std::string> names;
     if (auto active = store.Active()) {

@@ -13,7 +13,7 @@ bool reason::IsKnownCode(std::string_view code) {
   for (std::string_view known :
        {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
         kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode, kRateLimited,
-        kBudgetExceeded, kLimitsUnavailable, kIdentityMismatch, kApproved, kOverrideInvalid, kCostError}) {
+        kBudgetExceeded, kLimitsUnavailable, kIdentityMismatch, kApproved, kOverrideInvalid, kRedactionError, kCostError}) {
     if (code == known) return true;
   }
   return false;
@@ -89,6 +89,12 @@ std::string Decision::ToJson() const {
     out += ",\"style\":";
     AppendJsonString(out, redact.style);
     out += "}";
+    if (sanitized_params) {
+      out += ",\"sanitized_params\":";
+      sanitized_params->AppendCanonical(out);
+      out += ",\"redacted_paths\":";
+      AppendStringList(out, redacted_paths);
+    }
   }
   if (reserved) out += ",\"reserved\":true";
   if (limits_fail_open) out += ",\"limits_fail_open\":true";

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,8 @@ inline constexpr std::string_view kApproved = "approved";
 // An override token came with the call and was refused; detail: why. The call stays
 // approval_needed.
 inline constexpr std::string_view kOverrideInvalid = "override_invalid";
+// A sanitize rule's redaction could not be applied (e.g. style hash without a key): fail closed.
+inline constexpr std::string_view kRedactionError = "redaction_error";
 // The shared limits store could not be asked and its fail mode is fail_closed.
 inline constexpr std::string_view kLimitsUnavailable = "limits_unavailable";
 // The call's cost_usd expression failed or gave no valid cost; detail: why.
@@ -58,8 +61,12 @@ struct Decision {
   std::string tenant, agent, tool, action;
   policy::Micros cost = 0;
   const policy::Rule* deciding_rule = nullptr;
-  // Sanitize: the redactions of every matching sanitize rule, merged.
+  // Sanitize: the redactions of every matching sanitize rule, merged, and those rules.
   policy::RedactSpec redact;
+  std::vector<const policy::Rule*> sanitize_rules;
+  // Stage 8, sanitize: the parameters with every redaction applied, and the paths that changed.
+  std::optional<common::Json> sanitized_params;
+  std::vector<std::string> redacted_paths;
   // Limits (stage 7): whether the cost was reserved under this decision's id (settle it with
   // POST /v1/usage); for rate_limited, when to retry; for budget_exceeded, what is left and
   // when the window resets.

@@ -265,11 +265,15 @@ void ApplyRules(const policy::CompiledPolicy& p, const policy::Tool& tool,
       if (trace) trace->matched.push_back(r);
       if (!winner || r->effect > winner->effect ||
           (r->effect == winner->effect && r->order < winner->order)) {
-        if (!winner || r->effect > winner->effect) d.redact = {};
+        if (!winner || r->effect > winner->effect) {
+          d.redact = {};
+          d.sanitize_rules.clear();
+        }
         winner = r;
         winner_error = error;
       }
       if (r->effect == Effect::kSanitize && winner->effect == Effect::kSanitize) {
+        d.sanitize_rules.push_back(r);
         for (const auto& f : r->redact.fields) d.redact.fields.push_back(f);
         for (const auto& det : r->redact.detectors) d.redact.detectors.push_back(det);
         if (d.redact.style.empty()) d.redact.style = r->redact.style;
@@ -293,8 +297,44 @@ void ApplyRules(const policy::CompiledPolicy& p, const policy::Tool& tool,
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const policy::CompiledPolicy> policy, limits::LimitStore* limits,
-               OverrideRedeemer* overrides)
-    : policy_(std::move(policy)), limits_(limits), overrides_(overrides) {}
+               OverrideRedeemer* overrides, const std::string& redaction_key)
+    : policy_(std::move(policy)), limits_(limits), overrides_(overrides) {
+  // One redactor per sanitize rule, compiled once per policy version.
+  for (const auto& r : policy_->rules) {
+    if (r->effect != Effect::kSanitize) continue;
+    auto style = redact::ParseStyle(r->redact.style);
+    auto redactor = redact::Redactor::Create(r->redact.detectors,
+                                             style.value_or(redact::Style::kMask), redaction_key);
+    if (redactor.ok()) {
+      redactors_.emplace(r.get(), std::move(*redactor));
+    } else {
+      redactor_errors_.emplace(r.get(), redactor.status().message());
+    }
+  }
+}
+
+void Engine::Sanitize(const CallContext& call, Decision& d) const {
+  common::Json params = call.params;
+  std::vector<std::string> paths;
+  for (const policy::Rule* r : d.sanitize_rules) {
+    auto it = redactors_.find(r);
+    if (it == redactors_.end()) {
+      auto error = redactor_errors_.find(r);
+      d.outcome = Effect::kDeny;
+      d.reasons.insert(d.reasons.begin(),
+                       Reason{reason::kRedactionError, r,
+                              error == redactor_errors_.end() ? "no redactor" : error->second});
+      d.sanitized_params.reset();
+      return;
+    }
+    auto result = it->second.RedactJson(params, r->redact.fields);
+    for (auto& p : result.paths) {
+      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(std::move(p));
+    }
+  }
+  d.sanitized_params = std::move(params);
+  d.redacted_paths = std::move(paths);
+}
 
 void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
                          const CallContext& call, Decision& d) const {
@@ -334,6 +374,7 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
   d.outcome = Effect::kDeny;
   d.deciding_rule = nullptr;
   d.redact = {};
+  d.sanitize_rules.clear();
   switch (o.result) {
     case limits::Outcome::Result::kRateLimited:
       d.retry_after_nanos = o.retry_after_nanos;
@@ -458,7 +499,9 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
     if (!consumed_jti.empty() && d.outcome == Effect::kDeny) overrides_->Release(consumed_jti);
   }
 
-  // Stage 8, obligations: the redaction issue rewrites params for sanitize.
+  // Stage 8, obligations: sanitize rewrites the parameters with every matching sanitize rule's
+  // redaction, for the front door to send instead.
+  if (d.outcome == Effect::kSanitize) Sanitize(call, d);
 
   // Stage 9, mode: in shadow mode the decision stands as recorded but is not enforced.
   if (d.mode == policy::Mode::kShadow) d.reasons.push_back({reason::kShadowMode, nullptr, {}});

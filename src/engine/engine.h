@@ -2,17 +2,19 @@
 //
 //   1 parse/normalise (ParseCall, before the engine)   6 override
 //   2 identify                                          7 limits
-//   3 resolve tool/action                               8 obligations     (redaction issue)
+//   3 resolve tool/action                               8 obligations (sanitize)
 //   4 scope                                             9 mode
 //   5 rules                                            10 record          (audit issue)
 //
-// Stages 8 and 10 are later work; Decide() marks where each plugs in. The engine is the same
+// Stage 10 is later work; Decide() marks where each plugs in. The engine is the same
 // for every front door. Decide() is thread-safe; it blocks only on the limit store and the
 // override redeemer when they are shared (Redis).
 #ifndef AEGIS_ENGINE_ENGINE_H_
 #define AEGIS_ENGINE_ENGINE_H_
 
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/call_context.h"
@@ -20,6 +22,7 @@
 #include "engine/overrides.h"
 #include "limits/limits.h"
 #include "policy/policy.h"
+#include "redact/redact.h"
 
 namespace aegis::engine {
 
@@ -35,8 +38,11 @@ class Engine {
   // `limits` (optional, not owned, shared by every policy version) enforces the agents' rate
   // limits and budgets in stage 7; without it no limits apply. `overrides` (optional, not
   // owned) redeems override tokens in stage 6; without it a presented token is refused.
+  // `redaction_key` keys the fingerprints of sanitize rules with style hash (HMAC-SHA256, 32+
+  // bytes); without one such rules deny with redaction_error.
   explicit Engine(std::shared_ptr<const policy::CompiledPolicy> policy,
-                  limits::LimitStore* limits = nullptr, OverrideRedeemer* overrides = nullptr);
+                  limits::LimitStore* limits = nullptr, OverrideRedeemer* overrides = nullptr,
+                  const std::string& redaction_key = "");
 
   Decision Decide(const CallContext& call, DecideTrace* trace = nullptr) const;
 
@@ -45,10 +51,13 @@ class Engine {
  private:
   void ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* tool,
                    const CallContext& call, Decision& d) const;
+  void Sanitize(const CallContext& call, Decision& d) const;
 
   std::shared_ptr<const policy::CompiledPolicy> policy_;
   limits::LimitStore* limits_;
   OverrideRedeemer* overrides_;
+  std::unordered_map<const policy::Rule*, redact::Redactor> redactors_;
+  std::unordered_map<const policy::Rule*, std::string> redactor_errors_;
 };
 
 }  // namespace aegis::engine

@@ -862,5 +862,46 @@ TEST_F(EngineTest, WithoutARedeemerOverrideTokensAreRefused) {
   EXPECT_EQ(d.reasons.back().code, reason::kOverrideInvalid);
 }
 
+TEST_F(EngineTest, SanitizeReturnsTheRedactedParameters) {
+  const std::string policy = R"(apiVersion: aegis/v1
+kind: Policy
+tools:
+  ehr: {actions: {export: {}}}
+agents:
+  clinic: {tools: [ehr]}
+rules:
+  - id: strip-ids
+    match: {tools: [ehr]}
+    effect: sanitize
+    redact: {fields: ["params.patient.ssn"], detectors: [email], style: mask}
+  - id: strip-cards
+    match: {tools: [ehr]}
+    effect: sanitize
+    redact: {detectors: [card], style: partial}
+  - id: hashed
+    match: {tools: [ehr]}
+    if: has(params.hash)
+    effect: sanitize
+    redact: {fields: ["params.hash"], style: hash}
+)";
+  Engine e(MustCompile({{"p.yaml", policy}}), nullptr, nullptr, std::string(32, 'k'));
+  Decision d = DecideJson(e, R"({"agent":"clinic","tool":"ehr","action":"export","params":
+      {"patient":{"ssn":"123-45-6789","name":"Ann"},"note":"mail ann@example.com",
+       "card":"4111 1111 1111 1111"}})");
+  ASSERT_EQ(d.outcome, Effect::kSanitize);
+  ASSERT_TRUE(d.sanitized_params);
+  EXPECT_EQ(d.sanitized_params->Canonical(),
+            R"({"card":"**** **** **** 1111","note":"mail [REDACTED:email]",)"
+            R"("patient":{"name":"Ann","ssn":"[REDACTED]"}})");
+  EXPECT_THAT(d.redacted_paths, ::testing::UnorderedElementsAre(
+                                    "params.patient.ssn", "params.note", "params.card"));
+  EXPECT_THAT(d.ToJson(), HasSubstr(R"("sanitized_params":{"card":"**** **** **** 1111")"));
+  // A hash-style rule without a key cannot redact: the call is refused, not let through.
+  Engine keyless(MustCompile({{"p.yaml", policy}}));
+  d = DecideJson(keyless, R"({"agent":"clinic","tool":"ehr","action":"export","params":{"hash":"x"}})");
+  EXPECT_EQ(d.outcome, Effect::kDeny);
+  EXPECT_EQ(d.reasons[0].code, reason::kRedactionError);
+}
+
 }  // namespace
 }  // namespace aegis::engine

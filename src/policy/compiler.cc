@@ -1,5 +1,7 @@
 #include "policy/compiler.h"
 
+#include "redact/redact.h"
+
 #include <algorithm>
 #include <cassert>
 #include <filesystem>
@@ -912,9 +914,8 @@ void Builder::ParseRule(const std::string& tenant, const DocNode& n) {
     if (const DocNode* f = Field(*redact, "fields")) {
       GetStringList(*f, list, "redact.fields");
       for (auto& [path, at] : list) {
-        if (path != "params" && path.rfind("params.", 0) != 0 && path.rfind("params[", 0) != 0) {
-          d_.Error(at, "invalid-path",
-                   StrCat("redact field \"", path, "\" must start with params"));
+        if (common::Status st = redact::ValidateFieldPath(path); !st.ok()) {
+          d_.Error(at, "invalid-path", StrCat("redact field \"", path, "\": ", st.message()));
         }
         rule->redact.fields.push_back(path);
       }

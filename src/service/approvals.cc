@@ -12,25 +12,6 @@ using common::StrCat;
 
 namespace {
 
-Json Masked(const Json& v) {
-  switch (v.kind()) {
-    case Json::Kind::kString:
-      return Json::String("[redacted]");
-    case Json::Kind::kArray: {
-      std::vector<Json> items;
-      for (const auto& item : v.as_array()) items.push_back(Masked(item));
-      return Json::Array(std::move(items));
-    }
-    case Json::Kind::kObject: {
-      Json out = Json::EmptyObject();
-      for (const auto& m : v.as_object()) out.Set(m.key, Masked(m.value));
-      return out;
-    }
-    default:
-      return v;
-  }
-}
-
 int64_t NowSeconds(const engine::CallContext& call) { return call.now_unix_nanos / 1'000'000'000; }
 
 }  // namespace
@@ -39,14 +20,17 @@ ApprovalService::ApprovalService(std::unique_ptr<approvals::ApprovalStore> store
                                  approvals::Notifier* notifier, NotifiersOf notifiers_of, Log log)
     : store_(std::move(store)),
       notifier_(notifier),
+      redactor_(*redact::Redactor::Create({"all"}, redact::Style::kMask, "")),
       notifiers_of_(std::move(notifiers_of)),
       log_(std::move(log)) {}
 
-std::string ApprovalService::Summary(const engine::Decision& d, const Json& params) {
+std::string ApprovalService::Summary(const engine::Decision& d, const Json& params) const {
+  Json redacted = params;
+  redactor_.RedactJson(redacted, {});
   Json s = Json::EmptyObject();
   s.Set("tool", Json::String(d.tool));
   s.Set("action", Json::String(d.action));
-  s.Set("params", Masked(params));
+  s.Set("params", std::move(redacted));
   return s.Canonical();
 }
 

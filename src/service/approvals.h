@@ -15,6 +15,7 @@
 #include "approvals/store.h"
 #include "engine/call_context.h"
 #include "engine/decision.h"
+#include "redact/redact.h"
 
 namespace aegis::service {
 
@@ -42,14 +43,14 @@ class ApprovalService {
   // Prometheus: aegis_approvals_pending and the notifiers' series.
   void AppendMetrics(std::string& out);
 
-  // What an approver sees of the call: tool, action, rule and the parameters with every string
-  // value masked (numbers, booleans and the shape stay). The redaction engine will replace the
-  // masking with its detectors.
-  static std::string Summary(const engine::Decision& d, const common::Json& params);
+  // What an approver sees of the call: tool, action and the parameters with every detector's
+  // findings masked ([REDACTED:ssn]) — notifications never carry PII.
+  std::string Summary(const engine::Decision& d, const common::Json& params) const;
 
  private:
   std::unique_ptr<approvals::ApprovalStore> store_;
   approvals::Notifier* notifier_;
+  redact::Redactor redactor_;
   NotifiersOf notifiers_of_;
   Log log_;
 };

@@ -1,5 +1,12 @@
 #include "service/config.h"
 
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -306,6 +313,37 @@ void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& con
     config.redis_url = it->second;
     config.limit_store = "redis";
   }
+}
+
+common::StatusOr<std::string> LoadOrCreateSecret(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if ((st.st_mode & 077) != 0) {
+      return common::PermissionDeniedError(
+          StrCat(path, " is readable by others: chmod 600 ", path));
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    if (secret.size() < 32) return common::InvalidArgumentError(StrCat(path, " is too short"));
+    return secret;
+  }
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof random) != 1) return common::InternalError("no randomness");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string secret;
+  for (unsigned char b : random) {
+    secret += kHex[b >> 4];
+    secret += kHex[b & 15];
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return common::InternalError(StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  std::string line = secret + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return common::InternalError(StrCat("cannot write ", path));
+  return secret;
 }
 
 }  // namespace aegis::service

@@ -55,6 +55,10 @@ common::Status LoadConfigFile(const std::string& path, Config& config);
 // (name → value).
 void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& config);
 
+// A secret kept in a file of the data dir: read when it exists (it must be 0600), else 32
+// random bytes written there as 64 hex characters, 0600, and returned.
+common::StatusOr<std::string> LoadOrCreateSecret(const std::string& path);
+
 }  // namespace aegis::service
 
 #endif  // AEGIS_SERVICE_CONFIG_H_

@@ -9,11 +9,12 @@
 namespace aegis::service {
 
 PolicyStore::PolicyStore(std::string bundle_path, size_t keep, limits::LimitStore* limits,
-                         engine::OverrideRedeemer* overrides)
+                         engine::OverrideRedeemer* overrides, std::string redaction_key)
     : bundle_path_(std::move(bundle_path)),
       keep_(std::max<size_t>(keep, 1)),
       limits_(limits),
-      overrides_(overrides) {}
+      overrides_(overrides),
+      redaction_key_(std::move(redaction_key)) {}
 
 common::Status PolicyStore::Reload() {
   // Compile outside the lock: readers never wait, and a second reload waits only for the swap.
@@ -46,7 +47,8 @@ common::Status PolicyStore::Reload() {
     }
   }
   auto version = std::make_shared<PolicyVersion>();
-  version->engine = std::make_shared<const engine::Engine>(out.policy, limits_, overrides_);
+  version->engine =
+      std::make_shared<const engine::Engine>(out.policy, limits_, overrides_, redaction_key_);
   version->loaded_unix_nanos = now;
   std::shared_ptr<const PolicyVersion> frozen = version;
   versions_.push_front(frozen);

@@ -31,9 +31,11 @@ class PolicyStore {
  public:
   // `limits` and `overrides` (optional, not owned) are handed to every version's engine, so
   // rate limits, budgets and used override tokens carry over reloads.
+  // `redaction_key` keys sanitize rules' hash-style fingerprints.
   explicit PolicyStore(std::string bundle_path, size_t keep = 10,
                        limits::LimitStore* limits = nullptr,
-                       engine::OverrideRedeemer* overrides = nullptr);
+                       engine::OverrideRedeemer* overrides = nullptr,
+                       std::string redaction_key = "");
 
   // Compiles the bundle. On success activates the result (and remembers it) and returns OK;
   // recompiling identical content keeps the same version active. On failure returns
@@ -64,6 +66,7 @@ class PolicyStore {
   size_t keep_;
   limits::LimitStore* limits_;
   engine::OverrideRedeemer* overrides_;
+  std::string redaction_key_;
   std::atomic<std::shared_ptr<const PolicyVersion>> active_;
   mutable std::mutex mu_;  // guards everything below, and serialises Reload/Rollback
   std::deque<std::shared_ptr<const PolicyVersion>> versions_;

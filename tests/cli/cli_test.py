@@ -49,6 +49,26 @@ class AegisCliTest(unittest.TestCase):
             f.write(text)
         return path
 
+    def test_redact_text_and_json(self):
+        r = run("redact", stdin="SSN 123-45-6789, card 4111 1111 1111 1111, "
+                                "not a card 4111 1111 1111 1112\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "SSN [REDACTED:ssn], card [REDACTED:card], "
+                                   "not a card 4111 1111 1111 1112\n")
+        self.assertIn("2 values redacted", r.stderr)
+        r = run("redact", "--json", "--style", "partial", "--fields", "params.patient.id",
+                stdin='{"patient": {"id": "A-99", "ssn": "123-45-6789"}, "mail": "\\u0061@b.com"}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["patient"]["ssn"], "***-**-6789")
+        self.assertNotIn("A-99", r.stdout)
+        self.assertNotIn("a@b.com", r.stdout)
+        r = run("redact", "--style", "hash", stdin="x")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("key", r.stderr)
+        r = run("redact", "--json", stdin="{not json")
+        self.assertEqual(r.returncode, 1)
+
     def test_version_and_usage(self):
         r = run("version")
         self.assertEqual(r.returncode, 0)

@@ -81,7 +81,8 @@ def config(data_dir, sink_port, extra=None):
 
 def payment(amount, agent=None):
     call = {"tool": "stripe", "action": "create_payment",
-            "params": {"amount": amount, "currency": "usd", "customer": "cus_42"}}
+            "params": {"amount": amount, "currency": "usd", "customer": "cus_42",
+                       "memo": "refund for SSN 123-45-6789, mail j.doe@example.com"}}
     if agent:
         call["agent"] = agent
     return call
@@ -233,9 +234,15 @@ class ApprovalsTest(unittest.TestCase):
         self.assertEqual(hook[0]["approval"]["id"], approval_id)
         self.assertEqual(hook[0]["approval"]["state"], "pending")
         self.assertEqual(hook[0]["approval"]["quorum"], 2)
-        # The summary never carries the parameters' strings (redacted), only their shape.
-        self.assertEqual(hook[0]["approval"]["summary"]["params"]["amount"], 7000)
-        self.assertNotIn("cus_42", raw[0]["body"].decode())
+        # The summary shows the call with its PII redacted, in every notification.
+        summary = hook[0]["approval"]["summary"]["params"]
+        self.assertEqual(summary["amount"], 7000)
+        self.assertEqual(summary["customer"], "cus_42")
+        self.assertIn("[REDACTED:ssn]", summary["memo"])
+        self.assertIn("[REDACTED:email]", summary["memo"])
+        for r in self.sink.seen():
+            self.assertNotIn(b"123-45-6789", r["body"])
+            self.assertNotIn(b"j.doe@example.com", r["body"])
         self.assertEqual(raw[0]["headers"]["authorization"], "Bearer hook-secret")
 
         # Pending: polling gives no override token.
