@@ -298,7 +298,12 @@ common::StatusOr<engine::CallContext> CallFromCheckRequest(const authv3::CheckRe
 void DecisionToCheckResponse(const engine::Decision& d, bool request_had_body,
                              int refusal_http_status, authv3::CheckResponse* out) {
   policy::Effect effect = d.effective();
-  if (effect == policy::Effect::kSanitize && !request_had_body) effect = policy::Effect::kAllow;
+  // Envoy cannot rewrite the body: a sanitize decision passes only when there is nothing to
+  // rewrite (no body, or a body in which no redaction changed anything).
+  if (effect == policy::Effect::kSanitize &&
+      (!request_had_body || (d.sanitized_params && d.redacted_paths.empty()))) {
+    effect = policy::Effect::kAllow;
+  }
   if (refusal_http_status < 400 || refusal_http_status > 599) refusal_http_status = 403;
   switch (effect) {
     case policy::Effect::kAllow: {

@@ -426,6 +426,20 @@ TEST_F(ResponseTest, RefusalIsNever2xxWhateverTheCallerPasses) {
   EXPECT_EQ(out.denied_response().status().code(), 403);
 }
 
+TEST_F(ResponseTest, SanitizeWithABodyThatNeedsNoChangeIsAllowed) {
+  auto r = EnvoyRequest("POST", "ehr.internal", "/export");
+  SetAgent(r, "clinic-agent");
+  SetJsonBody(r, R"({"format": "csv", "ward": 7})");
+  engine::Decision d = Decide(r);
+  ASSERT_EQ(d.outcome, policy::Effect::kSanitize);
+  ASSERT_TRUE(d.sanitized_params);
+  EXPECT_TRUE(d.redacted_paths.empty());
+  authv3::CheckResponse out;
+  DecisionToCheckResponse(d, HasBody(r), 200, &out);
+  EXPECT_EQ(out.status().code(), 0);
+  EXPECT_TRUE(out.has_ok_response());
+}
+
 TEST_F(ResponseTest, SanitizeWithBodyIsRefusedAsUnsupported) {
   auto r = EnvoyRequest("POST", "ehr.internal", "/export");
   SetAgent(r, "clinic-agent");
