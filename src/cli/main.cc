@@ -12,6 +12,7 @@
 #include "engine/call_context.h"
 #include "engine/engine.h"
 #include "engine/policy_tests.h"
+#include "cli/audit.h"
 #include "cli/identity.h"
 #include "cli/redact.h"
 #include "cli/serve.h"
@@ -51,6 +52,8 @@ const char* const kUsageText =
     "                                       human approvals on a running server\n"
     "  redact [--detectors D,...] [--style S] [--json [--fields P,...]] [FILE...]\n"
     "                                       redact PII in text or JSON (docs/redaction.md)\n"
+    "  audit verify [DIR] | show [DIR] [--agent A] [--tool T] [--decision D] [--since T]\n"
+    "                                       check or read the audit trail (docs/audit.md)\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -201,6 +204,7 @@ int main(int argc, char** argv) {
   if (command == "token") return Token(args);
   if (command == "approvals") return Approvals(args);
   if (command == "redact") return Redact(args);
+  if (command == "audit") return Audit(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "approvals/postgres_store.h"
+#include "audit/writer.h"
 #include "approvals/sqlite_store.h"
 #include "frontdoors/extauthz_grpc.h"
 #include "identity/keyring.h"
@@ -233,7 +234,24 @@ int Serve(const std::vector<std::string>& args) {
               << " has errors; not starting\n";
     return kFailed;
   }
-  service::Decider decider(store, metrics, &approval_service);
+  // The audit trail: every decision recorded, off the hot path (docs/audit.md).
+  std::unique_ptr<audit::Writer> audit_writer;
+  if (config.audit_enabled) {
+    audit::WriterOptions audit_options;
+    audit_options.dir = config.audit_dir.empty() ? config.data_dir + "/audit" : config.audit_dir;
+    audit_options.fsync_interval = config.audit_fsync_interval;
+    audit_options.queue_capacity = config.audit_queue_capacity;
+    audit_options.overflow = config.audit_overflow == "block"  ? audit::OverflowPolicy::kBlock
+                             : config.audit_overflow == "drop" ? audit::OverflowPolicy::kDropAndCount
+                                                               : audit::OverflowPolicy::kFailClosed;
+    auto opened = audit::Writer::Open(std::move(audit_options), log);
+    if (!opened.ok()) {
+      std::cerr << "aegis: serve: audit: " << opened.status().message() << "\n";
+      return kFailed;
+    }
+    audit_writer = std::move(*opened);
+  }
+  service::Decider decider(store, metrics, &approval_service, audit_writer.get());
   auto reload = [&]() {
     common::Status st = store.Reload();
     metrics.RecordReload(st.ok());
@@ -316,6 +334,7 @@ int Serve(const std::vector<std::string>& args) {
   http.Stop(config.drain_timeout);
   (*grpc)->Shutdown(config.drain_timeout);
   notifier.Stop(std::chrono::milliseconds(2000));
+  if (audit_writer) audit_writer->Close();
   std::cout << "aegis: stopped" << std::endl;
   return kOk;
 }

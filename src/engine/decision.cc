@@ -13,7 +13,7 @@ bool reason::IsKnownCode(std::string_view code) {
   for (std::string_view known :
        {kRule, kConditionError, kDefault, kUnknownAgent, kUnknownTool, kUnknownAction, kUnresolved,
         kToolOutOfScope, kHostNotInTool, kDomainOutOfScope, kShadowMode, kRateLimited,
-        kBudgetExceeded, kLimitsUnavailable, kIdentityMismatch, kApproved, kOverrideInvalid, kRedactionError, kCostError}) {
+        kBudgetExceeded, kLimitsUnavailable, kIdentityMismatch, kApproved, kOverrideInvalid, kRedactionError, kAuditUnavailable, kCostError}) {
     if (code == known) return true;
   }
   return false;

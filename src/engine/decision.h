@@ -37,6 +37,9 @@ inline constexpr std::string_view kApproved = "approved";
 inline constexpr std::string_view kOverrideInvalid = "override_invalid";
 // A sanitize rule's redaction could not be applied (e.g. style hash without a key): fail closed.
 inline constexpr std::string_view kRedactionError = "redaction_error";
+// The audit trail could not take the decision's record (its queue is full or it failed) and
+// its overflow policy is fail_closed.
+inline constexpr std::string_view kAuditUnavailable = "audit_unavailable";
 // The shared limits store could not be asked and its fail mode is fail_closed.
 inline constexpr std::string_view kLimitsUnavailable = "limits_unavailable";
 // The call's cost_usd expression failed or gave no valid cost; detail: why.

@@ -86,6 +86,15 @@ class ConfigReader {
           if (key == "public_url") return String(v, c_.public_url);
           return false;
         });
+      } else if (k == "audit") {
+        Section(m.value, "audit", [&](const std::string& key, const DocNode& v) {
+          if (key == "enabled") return Bool(v, c_.audit_enabled);
+          if (key == "dir") return String(v, c_.audit_dir);
+          if (key == "fsync_interval_ms") return Millis(v, c_.audit_fsync_interval);
+          if (key == "queue_capacity") return Size(v, c_.audit_queue_capacity, 1, 10'000'000);
+          if (key == "overflow") return OneOf(v, c_.audit_overflow, {"fail_closed", "block", "drop"});
+          return false;
+        });
       } else if (k == "notifiers") {
         Notifiers(m.value);
       } else if (k == "limit_store") {
@@ -108,7 +117,7 @@ class ConfigReader {
         Error(m.key, "unknown-key",
               StrCat("unknown key \"", k,
                      "\" (allowed: bundle, data_dir, log_level, listeners, limits, "
-                     "limit_store, identity, approvals, notifiers, policy)"));
+                     "limit_store, identity, approvals, notifiers, audit, policy)"));
       }
     }
   }

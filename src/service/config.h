@@ -44,6 +44,12 @@ struct Config {
   std::string postgres_url;
   std::string public_url;  // how approvers reach this API, for links in notifications
   std::vector<approvals::NotifierConfig> notifiers;
+  // The audit trail (section audit, docs/audit.md).
+  bool audit_enabled = true;
+  std::string audit_dir;  // empty: <data_dir>/audit
+  std::chrono::milliseconds audit_fsync_interval{10};
+  size_t audit_queue_capacity = 65536;
+  std::string audit_overflow = "fail_closed";  // or block, drop
 };
 
 // Reads `path` (YAML) over the defaults. Unknown keys, wrong types and out-of-range values are

@@ -8,6 +8,8 @@
 
 #include "engine/call_context.h"
 #include "engine/decision.h"
+#include "audit/writer.h"
+#include "redact/redact.h"
 #include "service/approvals.h"
 #include "service/metrics.h"
 #include "service/policy_store.h"
@@ -20,9 +22,10 @@ std::string_view FrontDoorName(FrontDoor f);
 
 class Decider {
  public:
-  // `approvals` (optional, not owned) records approval_needed decisions as approvals.
-  Decider(const PolicyStore& store, Metrics& metrics, ApprovalService* approvals = nullptr)
-      : store_(store), metrics_(metrics), approvals_(approvals) {}
+  // `approvals` (optional, not owned) records approval_needed decisions as approvals; `audit`
+  // (optional, not owned) appends one record per decision to the audit trail.
+  Decider(const PolicyStore& store, Metrics& metrics, ApprovalService* approvals = nullptr,
+          audit::Writer* audit = nullptr);
 
   // Decides `call` against the policy version active at the time of the call; the decision
   // names that version, and for approval_needed the approval. Thread-safe.
@@ -32,18 +35,26 @@ class Decider {
   static int64_t NowUnixNanos();
 
   // The HTTP status a decision maps to (DESIGN.md section 5): 200 for allow and sanitize,
-  // 429 for rate_limited, 402 for budget_exceeded, 503 for limits_unavailable, 403 for any
-  // other deny and approval_needed.
+  // 429 for rate_limited, 402 for budget_exceeded, 503 for limits_unavailable and
+  // audit_unavailable, 403 for any other deny and approval_needed.
   static int HttpStatus(const engine::Decision& d);
 
   Metrics& metrics() const { return metrics_; }
   const PolicyStore& store() const { return store_; }
   ApprovalService* approvals() const { return approvals_; }
+  audit::Writer* audit() const { return audit_; }
+
+  // The audit record of a decision: ids, subject, outcome, reasons, cost, and the parameters
+  // with every detector's findings redacted plus the SHA-256 of the raw ones — never raw PII.
+  audit::Record AuditRecord(const engine::Decision& d, const engine::CallContext& call,
+                            FrontDoor front_door) const;
 
  private:
   const PolicyStore& store_;
   Metrics& metrics_;
   ApprovalService* approvals_;
+  audit::Writer* audit_;
+  redact::Redactor redactor_;
 };
 
 }  // namespace aegis::service

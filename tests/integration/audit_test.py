@@ -1,0 +1,109 @@
+"""The audit trail of a real `aegis serve`: every decision recorded, PII never written, the trail
+verified and read by `aegis audit`, an edit by hand detected.
+
+Usage: audit_test.py <path to aegis>
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+AEGIS = None
+
+POLICY = """\
+apiVersion: aegis/v1
+kind: Policy
+metadata: {name: audit-test}
+tools:
+  ehr: {actions: {export: {}}}
+agents:
+  clinic-agent: {tools: [ehr]}
+rules:
+  - id: phi
+    match: {tools: [ehr]}
+    effect: sanitize
+    redact: {detectors: [ssn, email]}
+"""
+
+SSN = "123-45-6789"
+EMAIL = "ann.smith@example.com"
+
+
+class AuditTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="aegis-audit-")
+        bundle = os.path.join(self.tmp, "bundle")
+        os.makedirs(bundle)
+        with open(os.path.join(bundle, "policy.yaml"), "w", encoding="utf-8") as f:
+            f.write(POLICY)
+        self.data = os.path.join(self.tmp, "data")
+        self.server = harness.AegisServer(AEGIS, self.tmp, bundle,
+                                          config={"data_dir": self.data}).start()
+
+    def tearDown(self):
+        self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def aegis(self, *args):
+        return subprocess.run([AEGIS, *args], capture_output=True, text=True, timeout=60)
+
+    def test_every_decision_is_recorded_without_pii_and_verifies(self):
+        ids = []
+        for i in range(50):
+            call = {"agent": "clinic-agent", "tool": "ehr", "action": "export",
+                    "params": {"patient": {"ssn": SSN, "mail": EMAIL}, "n": i}}
+            status, headers, data = self.server.request("POST", "/v1/decide", call,
+                                                        {"Content-Type": "application/json"})
+            self.assertEqual(status, 200, data)
+            d = json.loads(data)
+            self.assertEqual(d["sanitized_params"]["patient"]["ssn"], "[REDACTED:ssn]")
+            ids.append(headers["x-aegis-decision-id"])
+        status, _, _ = self.server.request("POST", "/v1/decide", {"agent": "nobody", "tool": "ehr"},
+                                           {"Content-Type": "application/json"})
+        self.assertEqual(status, 403)
+        self.assertEqual(self.server.stop(), 0)
+
+        trail = os.path.join(self.data, "audit")
+        r = self.aegis("audit", "verify", trail)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("ok: ", r.stdout)
+        r = self.aegis("audit", "show", trail, "--agent", "clinic-agent", "--limit", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        records = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual(len(records), 50)
+        self.assertEqual([rec.get("decision_id") for rec in records], ids)
+        self.assertEqual(records[0]["decision"], "sanitize")
+        r = self.aegis("audit", "show", trail, "--decision", "deny")
+        self.assertEqual(len(r.stdout.splitlines()), 1)
+
+        # The raw PII is nowhere in the trail, nor in the server's own output.
+        for path in glob.glob(os.path.join(trail, "*")):
+            with open(path, "rb") as f:
+                content = f.read()
+            self.assertNotIn(SSN.encode(), content, path)
+            self.assertNotIn(EMAIL.encode(), content, path)
+        self.assertNotIn(SSN, self.server.output())
+
+        # An edit by hand is found, and named.
+        segment = sorted(glob.glob(os.path.join(trail, "*.log")))[0]
+        with open(segment, "r+b") as f:
+            lines = f.read().split(b"\n")
+            target = next(i for i, l in enumerate(lines) if b'"n":20' in l)
+            lines[target] = lines[target].replace(b'"n":20', b'"n":21')
+            f.seek(0)
+            f.write(b"\n".join(lines))
+        r = self.aegis("audit", "verify", trail)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("first bad record", r.stdout)
+
+
+if __name__ == "__main__":
+    AEGIS = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=1)
