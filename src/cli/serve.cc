@@ -13,6 +13,7 @@
 
 #include "approvals/postgres_store.h"
 #include "audit/writer.h"
+#include "telemetry/exporter.h"
 #include "approvals/sqlite_store.h"
 #include "frontdoors/extauthz_grpc.h"
 #include "identity/keyring.h"
@@ -251,7 +252,23 @@ int Serve(const std::vector<std::string>& args) {
     }
     audit_writer = std::move(*opened);
   }
-  service::Decider decider(store, metrics, &approval_service, audit_writer.get());
+  std::unique_ptr<telemetry::Exporter> traces;
+  if (config.tracing_enabled) {
+    telemetry::ExporterOptions trace_options;
+    trace_options.endpoint = config.tracing_endpoint;
+    trace_options.encoding = config.tracing_encoding == "json"
+                                 ? telemetry::ExporterOptions::Encoding::kJson
+                                 : telemetry::ExporterOptions::Encoding::kProtobuf;
+    trace_options.service_name = config.tracing_service_name;
+    if (common::Status st = telemetry::Exporter::Validate(trace_options); !st.ok()) {
+      std::cerr << "aegis: serve: tracing: " << st.message() << "\n";
+      return kFailed;
+    }
+    traces = std::make_unique<telemetry::Exporter>(trace_options, log);
+    traces->Start();
+  }
+  service::Decider decider(store, metrics, &approval_service, audit_writer.get(), traces.get(),
+                           config.tracing_sample_ratio);
   auto reload = [&]() {
     common::Status st = store.Reload();
     metrics.RecordReload(st.ok());
@@ -335,6 +352,7 @@ int Serve(const std::vector<std::string>& args) {
   (*grpc)->Shutdown(config.drain_timeout);
   notifier.Stop(std::chrono::milliseconds(2000));
   if (audit_writer) audit_writer->Close();
+  if (traces) traces->Stop(std::chrono::milliseconds(2000));
   std::cout << "aegis: stopped" << std::endl;
   return kOk;
 }

@@ -33,6 +33,8 @@ struct CallContext {
   std::optional<VerifiedAgent> verified;
   // Stage 6: an override token presented with the call (X-Aegis-Override or override_token).
   std::string override_token;
+  // The caller's W3C traceparent, when it sent one: the decision's span joins that trace.
+  std::string traceparent;
 
   // Convenience views into `request`; empty when absent.
   std::string_view method() const;

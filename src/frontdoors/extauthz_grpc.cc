@@ -395,6 +395,8 @@ void ExtAuthzService::Answer(const authv3::CheckRequest& request,
     return Deny(kRpcUnauthenticated, st.message(), 401, ErrorBody("unauthenticated", st.message()),
                 response);
   }
+  std::string_view traceparent = OriginalHeader(request, "traceparent");
+  if (traceparent.size() <= 128) call->traceparent = std::string(traceparent);
   engine::Decision d = decider_.Decide(*call, kDoor);
   DecisionToCheckResponse(d, HasBody(request), service::Decider::HttpStatus(d), response);
 }

@@ -22,6 +22,13 @@ namespace {
 
 constexpr std::string_view kAuthzPrefix = "/v1/authz";
 
+// The caller's W3C trace context; bounded, parsed (strictly) by the tracing code.
+std::string_view TraceparentOf(const net::HttpRequest& request) {
+  auto it = request.find("traceparent");
+  if (it == request.end() || it->value().size() > 128) return {};
+  return it->value();
+}
+
 }  // namespace
 
 bool IsJson(const net::HttpRequest& request) {
@@ -114,6 +121,7 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
                       active->policy().version, "\"} 1\n");
     }
     if (service::ApprovalService* approvals = decider_.approvals()) approvals->AppendMetrics(extra);
+    if (telemetry::Exporter* traces = decider_.traces()) traces->AppendMetrics(extra);
     if (limits::LimitStore* limits = store_.limits()) {
       limits->AppendMetrics(extra);
       // A store that cannot be asked leaves the spend series out (its up gauge says why).
@@ -192,7 +200,10 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
                          response);
   }
   if (!ApplyCaller(request, /*authorization_is_ours=*/true, *call, response)) return;
-  Respond(decider_.Decide(*call, FrontDoor::kDecideApi), true, response);
+  call->traceparent = std::string(TraceparentOf(request));
+  std::string traceparent;
+  Respond(decider_.Decide(*call, FrontDoor::kDecideApi, &traceparent), true, response);
+  if (!traceparent.empty()) response.set("traceparent", traceparent);
 }
 
 void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& response) const {
@@ -261,7 +272,10 @@ void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& resp
   // The original request's Authorization belongs to its upstream; the agent's token comes in
   // x-aegis-token.
   if (!ApplyCaller(request, /*authorization_is_ours=*/false, *parsed, response)) return;
-  Respond(decider_.Decide(*parsed, FrontDoor::kAuthzHttp), false, response);
+  parsed->traceparent = std::string(TraceparentOf(request));
+  std::string traceparent;
+  Respond(decider_.Decide(*parsed, FrontDoor::kAuthzHttp, &traceparent), false, response);
+  if (!traceparent.empty()) response.set("traceparent", traceparent);
 }
 
 void HttpApi::PolicyInfo(net::HttpResponse& response) const {

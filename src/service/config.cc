@@ -95,6 +95,25 @@ class ConfigReader {
           if (key == "overflow") return OneOf(v, c_.audit_overflow, {"fail_closed", "block", "drop"});
           return false;
         });
+      } else if (k == "tracing") {
+        Section(m.value, "tracing", [&](const std::string& key, const DocNode& v) {
+          if (key == "enabled") return Bool(v, c_.tracing_enabled);
+          if (key == "endpoint") return String(v, c_.tracing_endpoint);
+          if (key == "encoding") return OneOf(v, c_.tracing_encoding, {"protobuf", "json"});
+          if (key == "service_name") return String(v, c_.tracing_service_name);
+          if (key == "sample_ratio") {
+            common::Json j;
+            policy::Diagnostics scratch;
+            if (!v.is_scalar() || v.quoted || !policy::ToJson(v, j, scratch) || !j.is_number() ||
+                j.as_double() < 0 || j.as_double() > 1) {
+              Error(v, "wrong-value", "sample_ratio is a number from 0 to 1");
+            } else {
+              c_.tracing_sample_ratio = j.as_double();
+            }
+            return true;
+          }
+          return false;
+        });
       } else if (k == "notifiers") {
         Notifiers(m.value);
       } else if (k == "limit_store") {
@@ -117,7 +136,7 @@ class ConfigReader {
         Error(m.key, "unknown-key",
               StrCat("unknown key \"", k,
                      "\" (allowed: bundle, data_dir, log_level, listeners, limits, "
-                     "limit_store, identity, approvals, notifiers, audit, policy)"));
+                     "limit_store, identity, approvals, notifiers, audit, tracing, policy)"));
       }
     }
   }

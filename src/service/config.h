@@ -50,6 +50,12 @@ struct Config {
   std::chrono::milliseconds audit_fsync_interval{10};
   size_t audit_queue_capacity = 65536;
   std::string audit_overflow = "fail_closed";  // or block, drop
+  // Traces (section tracing, docs/tracing.md): off unless an endpoint is configured.
+  bool tracing_enabled = false;
+  std::string tracing_endpoint = "http://127.0.0.1:4318/v1/traces";
+  std::string tracing_encoding = "protobuf";  // or json
+  double tracing_sample_ratio = 1.0;
+  std::string tracing_service_name = "aegis";
 };
 
 // Reads `path` (YAML) over the defaults. Unknown keys, wrong types and out-of-range values are

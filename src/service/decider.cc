@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include "common/digest.h"
+#include "telemetry/span.h"
+#include "telemetry/trace_context.h"
 
 namespace aegis::service {
 
@@ -21,11 +23,13 @@ std::string_view FrontDoorName(FrontDoor f) {
 }
 
 Decider::Decider(const PolicyStore& store, Metrics& metrics, ApprovalService* approvals,
-                 audit::Writer* audit)
+                 audit::Writer* audit, telemetry::Exporter* traces, double sample_ratio)
     : store_(store),
       metrics_(metrics),
       approvals_(approvals),
       audit_(audit),
+      traces_(traces),
+      sample_ratio_(sample_ratio),
       redactor_(*redact::Redactor::Create({"all"}, redact::Style::kMask, "")) {}
 
 audit::Record Decider::AuditRecord(const engine::Decision& d, const engine::CallContext& call,
@@ -59,15 +63,27 @@ int64_t Decider::NowUnixNanos() {
       .count();
 }
 
-engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor front_door) const {
+engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor front_door,
+                                 std::string* traceparent_out) const {
   auto start = std::chrono::steady_clock::now();
+  telemetry::Span span;
+  if (traces_) {
+    span = telemetry::StartSpan("aegis.decide", telemetry::ParseTraceparent(call.traceparent),
+                                NowUnixNanos(), sample_ratio_);
+    if (traceparent_out) *traceparent_out = telemetry::FormatTraceparent(span.context);
+  }
   // One load: the whole decision uses this version, whatever reloads happen meanwhile.
   std::shared_ptr<const PolicyVersion> version = store_.Active();
   engine::Decision d = version->engine->Decide(call);
   if (approvals_ && d.outcome == policy::Effect::kApprovalNeeded) approvals_->Attach(d, call);
   // Stage 10, record. A decision the trail cannot take is refused (fail closed): nothing
   // happens that is not recorded.
-  if (audit_ && !audit_->Append(AuditRecord(d, call, front_door))) {
+  audit::Record record;
+  if (audit_) {
+    record = AuditRecord(d, call, front_door);
+    if (traces_) record.trace_id = telemetry::HexId(span.context.trace_id);
+  }
+  if (audit_ && !audit_->Append(std::move(record))) {
     d.outcome = policy::Effect::kDeny;
     d.reasons.insert(d.reasons.begin(), engine::Reason{engine::reason::kAuditUnavailable, nullptr,
                                                        "the audit trail cannot take the record"});
@@ -83,6 +99,25 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
                            agent_known ? std::string_view(d.agent) : "_unknown",
                            tool_known ? std::string_view(d.tool) : "_unknown"};
   metrics_.RecordDecision(static_cast<int>(front_door), d.outcome, d.enforced(), subject, nanos);
+  if (traces_ && span.context.sampled) {
+    span.end_unix_nanos = NowUnixNanos();
+    auto& a = span.attributes;
+    a.strings = {{"aegis.decision_id", std::string(d.id_view())},
+                 {"aegis.tenant", d.tenant},
+                 {"aegis.agent", d.agent},
+                 {"aegis.tool", d.tool},
+                 {"aegis.action", d.action},
+                 {"aegis.decision", std::string(policy::EffectName(d.outcome))},
+                 {"aegis.effective_decision", std::string(policy::EffectName(d.effective()))},
+                 {"aegis.reason", d.reasons.empty() ? "" : std::string(d.reasons.front().code)},
+                 {"aegis.rule", d.deciding_rule ? d.deciding_rule->id : ""},
+                 {"aegis.policy_version", d.policy ? d.policy->version : ""},
+                 {"aegis.front_door", std::string(FrontDoorName(front_door))}};
+    a.doubles = {{"aegis.cost_usd", static_cast<double>(d.cost) / 1e6}};
+    a.bools = {{"aegis.enforced", d.enforced()}};
+    if (!d.approval_id.empty()) a.strings.emplace_back("aegis.approval_id", d.approval_id);
+    traces_->Export(std::move(span));
+  }
   return d;
 }
 

@@ -13,6 +13,7 @@
 #include "service/approvals.h"
 #include "service/metrics.h"
 #include "service/policy_store.h"
+#include "telemetry/exporter.h"
 
 namespace aegis::service {
 
@@ -24,12 +25,17 @@ class Decider {
  public:
   // `approvals` (optional, not owned) records approval_needed decisions as approvals; `audit`
   // (optional, not owned) appends one record per decision to the audit trail.
+  // `traces` (optional, not owned) exports one span per decision, sampled at `sample_ratio`
+  // unless the caller's traceparent decides.
   Decider(const PolicyStore& store, Metrics& metrics, ApprovalService* approvals = nullptr,
-          audit::Writer* audit = nullptr);
+          audit::Writer* audit = nullptr, telemetry::Exporter* traces = nullptr,
+          double sample_ratio = 1.0);
 
   // Decides `call` against the policy version active at the time of the call; the decision
-  // names that version, and for approval_needed the approval. Thread-safe.
-  engine::Decision Decide(const engine::CallContext& call, FrontDoor front_door) const;
+  // names that version, and for approval_needed the approval. `traceparent_out`, when given,
+  // receives the decision span's traceparent (for the response). Thread-safe.
+  engine::Decision Decide(const engine::CallContext& call, FrontDoor front_door,
+                          std::string* traceparent_out = nullptr) const;
 
   // Wall-clock time for stamping calls (CallContext::now_unix_nanos).
   static int64_t NowUnixNanos();
@@ -43,6 +49,7 @@ class Decider {
   const PolicyStore& store() const { return store_; }
   ApprovalService* approvals() const { return approvals_; }
   audit::Writer* audit() const { return audit_; }
+  telemetry::Exporter* traces() const { return traces_; }
 
   // The audit record of a decision: ids, subject, outcome, reasons, cost, and the parameters
   // with every detector's findings redacted plus the SHA-256 of the raw ones — never raw PII.
@@ -54,6 +61,8 @@ class Decider {
   Metrics& metrics_;
   ApprovalService* approvals_;
   audit::Writer* audit_;
+  telemetry::Exporter* traces_;
+  double sample_ratio_;
   redact::Redactor redactor_;
 };
 

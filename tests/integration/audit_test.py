@@ -1,5 +1,6 @@
-"""The audit trail of a real `aegis serve`: every decision recorded, PII never written, the trail
-verified and read by `aegis audit`, an edit by hand detected.
+"""The audit trail and the traces of a real `aegis serve`: every decision recorded, PII never
+written, the trail verified and read by `aegis audit`, an edit by hand detected; one span per
+decision exported over OTLP/HTTP to a local receiver, joined to the caller's trace.
 
 Usage: audit_test.py <path to aegis>
 """
@@ -38,17 +39,22 @@ EMAIL = "ann.smith@example.com"
 
 class AuditTest(unittest.TestCase):
     def setUp(self):
+        self.receiver = harness.RecordingUpstream().start()
         self.tmp = tempfile.mkdtemp(prefix="aegis-audit-")
         bundle = os.path.join(self.tmp, "bundle")
         os.makedirs(bundle)
         with open(os.path.join(bundle, "policy.yaml"), "w", encoding="utf-8") as f:
             f.write(POLICY)
         self.data = os.path.join(self.tmp, "data")
+        tracing = {"enabled": True, "service_name": "aegis-test",
+                   "endpoint": "http://127.0.0.1:%d/v1/traces" % self.receiver.port}
         self.server = harness.AegisServer(AEGIS, self.tmp, bundle,
-                                          config={"data_dir": self.data}).start()
+                                          config={"data_dir": self.data,
+                                                  "tracing": tracing}).start()
 
     def tearDown(self):
         self.server.stop()
+        self.receiver.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def aegis(self, *args):
@@ -102,6 +108,31 @@ class AuditTest(unittest.TestCase):
         r = self.aegis("audit", "verify", trail)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("first bad record", r.stdout)
+
+
+    def test_each_decision_is_a_span_in_the_callers_trace(self):
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        parent = "00-%s-00f067aa0ba902b7-01" % trace_id
+        call = {"agent": "clinic-agent", "tool": "ehr", "action": "export",
+                "params": {"patient": {"ssn": SSN}}}
+        status, headers, _ = self.server.request(
+            "POST", "/v1/decide", call, {"Content-Type": "application/json", "traceparent": parent})
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["traceparent"].startswith("00-%s-" % trace_id), headers)
+        self.assertNotEqual(headers["traceparent"], parent)  # the decision's own span
+        self.assertEqual(self.server.stop(), 0)  # drains the exporter
+        posts = [r for r in self.receiver.seen() if r["path"] == "/v1/traces"]
+        self.assertTrue(posts, "no span exported")
+        body = b"".join(r["body"] for r in posts)
+        self.assertEqual(posts[0]["headers"]["content-type"], "application/x-protobuf")
+        self.assertIn(bytes.fromhex(trace_id), body)
+        self.assertIn(bytes.fromhex("00f067aa0ba902b7"), body)  # the parent span id
+        for expected in (b"aegis.decide", b"aegis-test", b"clinic-agent", b"sanitize", b"phi"):
+            self.assertIn(expected, body)
+        self.assertNotIn(SSN.encode(), body)
+        # The audit record names the trace.
+        r = self.aegis("audit", "show", os.path.join(self.data, "audit"), "--agent", "clinic-agent")
+        self.assertIn(trace_id, r.stdout)
 
 
 if __name__ == "__main__":
