@@ -372,6 +372,8 @@ class DurableApprovalsTest(unittest.TestCase):
     def serve(self, name, data_dir, extra=None):
         work = os.path.join(self.tmp, name)
         os.makedirs(work, exist_ok=True)
+        # Replicas may share a data dir (the keyring) but each keeps its own audit trail.
+        extra = dict(extra or {}, audit={"dir": os.path.join(work, "audit")})
         s = harness.AegisServer(AEGIS, work, self.bundle,
                                 config=config(data_dir, self.sink.port, extra)).start()
         self.servers.append(s)
