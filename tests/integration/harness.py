@@ -461,8 +461,15 @@ class Postgres:
         raise RuntimeError("postgres did not become ready")
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+        if self.proc is None:
+            return
+        # pg_ctl finds the postmaster through its pid file: stopping `runuser` alone may leave
+        # postgres running.
+        subprocess.run(self._as + [os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "fast",
+                                   "-w", "-t", "20", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
