@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/json.h"
+#include "common/files.h"
 #include "common/strings.h"
 #include "expr/time_util.h"
 #include "net/http_client.h"
@@ -518,12 +519,7 @@ struct Notifier::Impl {
   }
 
   milliseconds Backoff(int attempts) {
-    milliseconds base = std::max(options.initial_backoff, milliseconds(1));
-    for (int i = 1; i < attempts && base < options.max_backoff; ++i) base *= 2;
-    base = std::min(base, options.max_backoff);
-    // Equal jitter: half fixed, half random, so retries spread out but never bunch at zero.
-    std::uniform_int_distribution<int64_t> jitter(0, base.count() / 2);
-    return milliseconds(base.count() - base.count() / 2 + jitter(rng));
+    return common::JitteredBackoff(attempts, options.initial_backoff, options.max_backoff, rng);
   }
 
   enum class Result { kSent, kRetry, kGiveUp };

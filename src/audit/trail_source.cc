@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/files.h"
 #include "common/strings.h"
 
 namespace aegis::audit {
@@ -19,9 +20,7 @@ using common::StrCat;
 
 constexpr size_t kChunk = 64 << 10;
 
-common::Status ErrnoError(std::string_view what, const std::string& path) {
-  return common::InternalError(StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
+using common::ErrnoError;
 
 class FileReader : public ByteReader {
  public:

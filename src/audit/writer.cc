@@ -17,6 +17,7 @@
 
 #include "audit/chain_checker.h"
 #include "audit/trail_source.h"
+#include "common/files.h"
 #include "common/strings.h"
 
 namespace aegis::audit {
@@ -31,9 +32,7 @@ constexpr size_t kMinSegmentBytes = 4096;
 constexpr size_t kMaxSmallFile = 64 << 10;
 constexpr std::string_view kTmpInfix = ".tmp-";
 
-common::Status ErrnoError(std::string_view what, const std::string& path) {
-  return common::InternalError(StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
+using common::ErrnoError;
 
 int64_t NowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -128,30 +127,6 @@ common::StatusOr<std::string> ReadLocalFile(const std::string& path, bool privat
   return out;
 }
 
-common::Status MakePrivateDir(const std::string& dir) {
-  for (size_t slash = dir.find('/', 1); slash != std::string::npos;
-       slash = dir.find('/', slash + 1)) {
-    std::string parent = dir.substr(0, slash);
-    if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("cannot create directory", parent);
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) == 0) {
-    if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("cannot chmod", dir);
-  } else if (errno != EEXIST) {
-    return ErrnoError("cannot create audit directory", dir);
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return ErrnoError("cannot stat", dir);
-  if (!S_ISDIR(st.st_mode)) {
-    return common::FailedPreconditionError(StrCat(dir, " is not a directory"));
-  }
-  if ((st.st_mode & 022) != 0) {
-    return common::FailedPreconditionError(
-        StrCat("audit directory ", dir, " is writable by group or others: chmod 700 ", dir));
-  }
-  return common::OkStatus();
-}
 
 }  // namespace
 
@@ -187,7 +162,7 @@ common::StatusOr<std::unique_ptr<Writer>> Writer::Open(WriterOptions options, Lo
 
 common::Status Writer::Recover() {
   const std::string& dir = options_.dir;
-  if (auto s = MakePrivateDir(dir); !s.ok()) return s;
+  if (auto s = common::MakePrivateDir(dir, "audit directory"); !s.ok()) return s;
 
   std::string lock_path = StrCat(dir, "/", kLockFileName);
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "common/files.h"
 #include "common/strings.h"
 #include "identity/base64url.h"
 
@@ -68,9 +69,7 @@ class Fd {
   int fd_;
 };
 
-common::Status ErrnoError(std::string_view what, const std::string& path) {
-  return common::InternalError(StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
+using common::ErrnoError;
 
 std::string PathOf(const std::string& dir, std::string_view name) { return StrCat(dir, "/", name); }
 
@@ -457,27 +456,7 @@ common::StatusOr<std::unique_ptr<Keyring>> Keyring::Open(const std::string& dir_
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty()) return common::InvalidArgumentError("key directory is empty");
   // Missing parents (a fresh data directory) are created private too.
-  for (size_t slash = dir.find('/', 1); slash != std::string::npos;
-       slash = dir.find('/', slash + 1)) {
-    std::string parent = dir.substr(0, slash);
-    if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("cannot create directory", parent);
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) == 0) {
-    if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("cannot chmod", dir);
-  } else if (errno != EEXIST) {
-    return ErrnoError("cannot create key directory", dir);
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return ErrnoError("cannot stat", dir);
-  if (!S_ISDIR(st.st_mode)) {
-    return common::FailedPreconditionError(StrCat(dir, " is not a directory"));
-  }
-  if ((st.st_mode & 022) != 0) {
-    return common::FailedPreconditionError(
-        StrCat("key directory ", dir, " is writable by group or others: chmod 700 ", dir));
-  }
+  if (auto st = common::MakePrivateDir(dir, "key directory"); !st.ok()) return st;
 
   auto lock = DirLock::Acquire(dir, /*exclusive=*/true);
   if (!lock.ok()) return lock.status();

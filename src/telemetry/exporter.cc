@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/files.h"
 #include "common/strings.h"
 #include "net/http_client.h"
 
@@ -90,12 +91,7 @@ struct Exporter::Impl {
   }
 
   milliseconds Backoff(int attempts) {
-    milliseconds base = std::max(options.initial_backoff, milliseconds(1));
-    for (int i = 1; i < attempts && base < options.max_backoff; ++i) base *= 2;
-    base = std::min(base, options.max_backoff);
-    // Equal jitter: half fixed, half random, so exporters behind one collector spread out.
-    std::uniform_int_distribution<int64_t> jitter(0, base.count() / 2);
-    return milliseconds(base.count() - base.count() / 2 + jitter(rng));
+    return common::JitteredBackoff(attempts, options.initial_backoff, options.max_backoff, rng);
   }
 
   enum class Result { kSent, kRetry, kGiveUp };
