@@ -18,7 +18,7 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-_LISTEN_RE = re.compile(r"aegis: (http|grpc) listening on (\S+):(\d+)\s*$")
+_LISTEN_RE = re.compile(r"aegis: (http|grpc|proxy) listening on (\S+):(\d+)\s*$")
 _READY_RE = re.compile(r"aegis: ready \(policy (\S+) version (\S+)\)")
 
 
@@ -44,20 +44,22 @@ class AegisServer:
     """`aegis serve` as a subprocess, with its output captured line by line.
 
     start() returns once the process has printed `aegis: ready`; http_port and grpc_port are the
-    ports it reported. stop() sends SIGTERM and returns the exit code.
+    ports it reported. stop() sends SIGTERM and returns the exit code. `env` (optional) is merged
+    into os.environ for the process, e.g. the secrets proxy routes read from the environment.
     """
 
-    def __init__(self, binary, workdir, bundle, config=None, extra_args=()):
+    def __init__(self, binary, workdir, bundle, config=None, extra_args=(), env=None):
         self.binary = binary
         self.workdir = workdir
         self.bundle = bundle
         self.config = config  # dict written as aegis.yaml (JSON is YAML), or None
         self.extra_args = list(extra_args)
+        self.env = dict(env) if env else None
         self.proc = None
         self._pump_thread = None
         self.lines = []
         self._lines_q = queue.Queue()
-        self.http_host = self.http_port = self.grpc_port = None
+        self.http_host = self.http_port = self.grpc_port = self.proxy_port = None
         self.policy_name = self.ready_version = None
 
     def start(self, timeout=15.0):
@@ -67,10 +69,12 @@ class AegisServer:
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(self.config, f, indent=2)
             args += ["--config", path]
-        args += ["--bundle", self.bundle, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]
+        args += ["--bundle", self.bundle, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
+                 "--proxy", "127.0.0.1:0"]
         args += self.extra_args
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()
         deadline = time.monotonic() + timeout
@@ -91,8 +95,10 @@ class AegisServer:
             m = _LISTEN_RE.search(line)
             if m and m.group(1) == "http":
                 self.http_host, self.http_port = m.group(2), int(m.group(3))
-            elif m:
+            elif m and m.group(1) == "grpc":
                 self.grpc_port = int(m.group(3))
+            elif m:
+                self.proxy_port = int(m.group(3))
             m = _READY_RE.search(line)
             if m:
                 self.policy_name, self.ready_version = m.group(1), m.group(2)
