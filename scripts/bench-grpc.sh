@@ -17,7 +17,7 @@ client=$BUILD_DIR/tests/grpc/extauthz_client
 [[ -x $aegis && -x $client ]] || { echo "bench-grpc: run 'make build' first" >&2; exit 1; }
 
 out=$(mktemp)
-$aegis serve --bundle bench/http/bundle --http 127.0.0.1:0 --grpc 127.0.0.1:0 >"$out" 2>&1 &
+$aegis serve --bundle bench/http/bundle --http 127.0.0.1:0 --grpc 127.0.0.1:0 --proxy 127.0.0.1:0 >"$out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 50); do grep -q "aegis: ready" "$out" && break; sleep 0.1; done

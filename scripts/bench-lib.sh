@@ -6,7 +6,7 @@
 start_aegis() {
   local work=$1 name=$2 config=$3 bundle=$4
   shift 4
-  "$AEGIS" serve --config "$config" --bundle "$bundle" --http 127.0.0.1:0 --grpc 127.0.0.1:0 \
+  "$AEGIS" serve --config "$config" --bundle "$bundle" --http 127.0.0.1:0 --grpc 127.0.0.1:0 --proxy 127.0.0.1:0 \
     "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
   printf -v "AEGIS_PID_$name" '%s' "$pid"

@@ -278,6 +278,47 @@ TEST_F(AuditTest, RoundTripAcrossSegments) {
   EXPECT_FALSE(Show(root_ + "/nowhere", ShowFilter{}).ok());
 }
 
+// The sinks' feed: every record line, exactly as in the segments, in order, and only once
+// durable — across segment rolls and with the writer's own event records.
+TEST_F(AuditTest, DurableLinesReachOnDurableInOrder) {
+  std::mutex mu;
+  std::string published;
+  WriterOptions o = Options();
+  o.segment_max_bytes = 16 << 10;
+  o.on_durable = [&](std::string_view lines) {
+    ASSERT_FALSE(lines.empty());
+    ASSERT_EQ(lines.back(), '\n');
+    std::lock_guard lock(mu);
+    published += lines;
+  };
+  auto w = MustOpen(o);
+  for (int i = 1; i <= 300; ++i) ASSERT_TRUE(w->Append(MakeRecord(i)));
+  ASSERT_TRUE(w->Flush().ok());
+  {
+    std::lock_guard lock(mu);  // Flush returns once durable; on_durable ran before it woke us
+    EXPECT_EQ(std::count(published.begin(), published.end(), '\n'), 300);
+  }
+  std::string metrics;
+  w->AppendMetrics(metrics);
+  EXPECT_THAT(metrics, HasSubstr("aegis_audit_records_total{result=\"appended\"} 300\n"));
+  EXPECT_THAT(metrics, HasSubstr("aegis_audit_records_total{result=\"durable\"} 300\n"));
+  EXPECT_THAT(metrics, HasSubstr("aegis_audit_records_total{result=\"dropped\"} 0\n"));
+  EXPECT_THAT(metrics, HasSubstr("aegis_audit_writer_up 1\n"));
+  w->Close();
+  metrics.clear();
+  w->AppendMetrics(metrics);
+  EXPECT_THAT(metrics, HasSubstr("aegis_audit_writer_up 0\n"));
+
+  auto lines = Show(dir_, ShowFilter{.limit = 0});
+  ASSERT_TRUE(lines.ok());
+  ASSERT_EQ(lines->size(), 300u);
+  std::string expected;
+  for (const std::string& line : *lines) expected += line + "\n";
+  std::lock_guard lock(mu);
+  EXPECT_EQ(published, expected);
+  EXPECT_GE(Verify(dir_).segments, 5u);
+}
+
 TEST_F(AuditTest, RecordLineFormatIsTheDocumentedOne) {
   WriteTrail(3);
   std::string seg = ReadFile(Segment(1));

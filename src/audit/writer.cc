@@ -440,6 +440,7 @@ common::Status Writer::WriteBatch(std::vector<Pending>& batch, bool* checkpointe
       if (auto s = Roll(); !s.ok()) return s;
     }
     buf_ += line_;
+    if (options_.on_durable) undurable_lines_ += line_;
     last_seq_ = p.seq;
     last_hash_ = std::move(hash);
     ++segment_records_;
@@ -548,6 +549,11 @@ void Writer::Run() {
       if (auto s = Sync(); !s.ok()) {
         Fail(s);
       } else {
+        // Before waking Flush and AppendSync: what they waited for has also reached the sinks.
+        if (!undurable_lines_.empty()) {
+          options_.on_durable(undurable_lines_);
+          undurable_lines_.clear();
+        }
         {
           std::lock_guard lock(mu_);
           durable_seq_ = last_seq_;
@@ -678,6 +684,30 @@ void Writer::Close() {
   std::lock_guard lock(mu_);
   closed_ = true;
   durable_cv_.notify_all();
+}
+
+void Writer::AppendMetrics(std::string& out) const {
+  Stats s = stats();
+  bool up;
+  {
+    std::lock_guard lock(mu_);
+    up = failure_.ok() && !closing_ && !closed_;
+  }
+  out += "# HELP aegis_audit_records_total Decision records by what became of them.\n"
+         "# TYPE aegis_audit_records_total counter\n";
+  out += StrCat("aegis_audit_records_total{result=\"appended\"} ", s.appended, "\n");
+  out += StrCat("aegis_audit_records_total{result=\"durable\"} ", s.durable, "\n");
+  out += StrCat("aegis_audit_records_total{result=\"dropped\"} ", s.dropped, "\n");
+  out += StrCat("aegis_audit_records_total{result=\"refused\"} ", s.refused, "\n");
+  out += "# HELP aegis_audit_queue_depth Records queued for the audit writer.\n"
+         "# TYPE aegis_audit_queue_depth gauge\n";
+  out += StrCat("aegis_audit_queue_depth ", s.queue_depth, "\n");
+  out += "# HELP aegis_audit_segments Segment files in the audit trail.\n"
+         "# TYPE aegis_audit_segments gauge\n";
+  out += StrCat("aegis_audit_segments ", s.segments, "\n");
+  out += "# HELP aegis_audit_writer_up 1 while the audit writer takes records.\n"
+         "# TYPE aegis_audit_writer_up gauge\n";
+  out += StrCat("aegis_audit_writer_up ", up ? 1 : 0, "\n");
 }
 
 Writer::Stats Writer::stats() const {

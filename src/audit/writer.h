@@ -44,6 +44,10 @@ struct WriterOptions {
   size_t queue_capacity = 65536;                 // records queued and not yet taken by the writer
   OverflowPolicy overflow = OverflowPolicy::kFailClosed;
   size_t checkpoint_every = 10000;  // records between signed checkpoints (also roll, Open, Close)
+  // Called on the writer thread with record and event lines (each '\n'-terminated, several at
+  // a time, in seq order) once they are durable, before Flush or AppendSync waiting for them
+  // return: the audit sinks (audit/sinks.h). It must not block on I/O.
+  std::function<void(std::string_view lines)> on_durable;
   // Test seam: when set, called on the writer thread each time it wakes with work, before it
   // takes the queue (a test blocks in it to stall the writer).
   std::function<void()> before_batch_for_test;
@@ -83,6 +87,13 @@ class Writer {
   // Writes what is queued, a closing checkpoint, syncs and releases the directory. Appends after
   // Close are refused. Idempotent; called by the destructor.
   void Close();
+
+  // Prometheus text exposition:
+  //   aegis_audit_records_total{result="appended|durable|dropped|refused"}  see Stats
+  //   aegis_audit_queue_depth          records queued, not yet taken by the writer thread
+  //   aegis_audit_segments             segment files in the trail
+  //   aegis_audit_writer_up            1 while the writer takes records, 0 once failed or closed
+  void AppendMetrics(std::string& out) const;
 
   struct Stats {
     uint64_t appended = 0;  // accepted into the queue
@@ -138,6 +149,7 @@ class Writer {
   bool head_exists_ = false;
   std::string buf_;   // lines formatted and not yet written
   std::string line_;  // scratch for one line
+  std::string undurable_lines_;  // record and event lines written, for on_durable after the sync
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;     // the writer thread waits for work

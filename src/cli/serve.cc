@@ -12,12 +12,14 @@
 #include <thread>
 
 #include "approvals/postgres_store.h"
+#include "audit/sinks.h"
 #include "audit/writer.h"
 #include "telemetry/exporter.h"
 #include "approvals/sqlite_store.h"
 #include "frontdoors/extauthz_grpc.h"
 #include "identity/keyring.h"
 #include "frontdoors/http_api.h"
+#include "frontdoors/proxy/proxy.h"
 #include "limits/memory_store.h"
 #include "limits/redis_store.h"
 #include "net/http_server.h"
@@ -68,7 +70,7 @@ std::string HostOf(const std::string& address) {
 }  // namespace
 
 int Serve(const std::vector<std::string>& args) {
-  std::optional<std::string> config_path, bundle, http_listen, grpc_listen, redis_url;
+  std::optional<std::string> config_path, bundle, http_listen, grpc_listen, proxy_listen, redis_url;
   for (size_t i = 0; i < args.size(); ++i) {
     auto value = [&](std::optional<std::string>& out) {
       if (i + 1 >= args.size()) return false;
@@ -84,6 +86,8 @@ int Serve(const std::vector<std::string>& args) {
       ok = value(http_listen);
     } else if (args[i] == "--grpc") {
       ok = value(grpc_listen);
+    } else if (args[i] == "--proxy") {
+      ok = value(proxy_listen);
     } else if (args[i] == "--redis") {
       ok = value(redis_url);
     } else {
@@ -110,6 +114,10 @@ int Serve(const std::vector<std::string>& args) {
   if (bundle) config.bundle = *bundle;
   if (http_listen) config.http_listen = *http_listen;
   if (grpc_listen) config.grpc_listen = *grpc_listen;
+  if (proxy_listen) {
+    config.proxy.enabled = *proxy_listen != "off";
+    if (config.proxy.enabled) config.proxy.listen = *proxy_listen;
+  }
   if (redis_url) {
     config.redis_url = *redis_url;
     config.limit_store = "redis";
@@ -235,7 +243,23 @@ int Serve(const std::vector<std::string>& args) {
               << " has errors; not starting\n";
     return kFailed;
   }
-  // The audit trail: every decision recorded, off the hot path (docs/audit.md).
+  // The audit trail: every decision recorded, off the hot path (docs/audit.md), and its lines
+  // shipped to the configured sinks once durable (docs/audit-sinks.md).
+  if (!config.audit_sinks.empty() && !config.audit_enabled) {
+    std::cerr << "aegis: serve: audit: sinks ship the audit trail's lines; they need "
+                 "audit.enabled: true\n";
+    return kFailed;
+  }
+  std::unique_ptr<audit::Sinks> audit_sinks;
+  if (!config.audit_sinks.empty()) {
+    auto started = audit::Sinks::Start(config.audit_sinks, log);
+    if (!started.ok()) {
+      std::cerr << "aegis: serve: audit: " << started.status().message() << "\n";
+      return kFailed;
+    }
+    audit_sinks = std::move(*started);
+    metrics.AddCollector([&audit_sinks](std::string& out) { audit_sinks->AppendMetrics(out); });
+  }
   std::unique_ptr<audit::Writer> audit_writer;
   if (config.audit_enabled) {
     audit::WriterOptions audit_options;
@@ -245,12 +269,18 @@ int Serve(const std::vector<std::string>& args) {
     audit_options.overflow = config.audit_overflow == "block"  ? audit::OverflowPolicy::kBlock
                              : config.audit_overflow == "drop" ? audit::OverflowPolicy::kDropAndCount
                                                                : audit::OverflowPolicy::kFailClosed;
+    if (audit_sinks) {
+      audit_options.on_durable = [sinks = audit_sinks.get()](std::string_view lines) {
+        sinks->Publish(lines);
+      };
+    }
     auto opened = audit::Writer::Open(std::move(audit_options), log);
     if (!opened.ok()) {
       std::cerr << "aegis: serve: audit: " << opened.status().message() << "\n";
       return kFailed;
     }
     audit_writer = std::move(*opened);
+    metrics.AddCollector([&audit_writer](std::string& out) { audit_writer->AppendMetrics(out); });
   }
   std::unique_ptr<telemetry::Exporter> traces;
   if (config.tracing_enabled) {
@@ -266,7 +296,9 @@ int Serve(const std::vector<std::string>& args) {
     }
     traces = std::make_unique<telemetry::Exporter>(trace_options, log);
     traces->Start();
+    metrics.AddCollector([&traces](std::string& out) { traces->AppendMetrics(out); });
   }
+  metrics.AddCollector([&approval_service](std::string& out) { approval_service.AppendMetrics(out); });
   service::Decider decider(store, metrics, &approval_service, audit_writer.get(), traces.get(),
                            config.tracing_sample_ratio);
   auto reload = [&]() {
@@ -282,6 +314,26 @@ int Serve(const std::vector<std::string>& args) {
     return st;
   };
 
+  // The sidecar / forward proxy (docs/proxy.md).
+  std::unique_ptr<proxy::Proxy> sidecar;
+  if (config.proxy.enabled) {
+    auto routes = proxy::BuildRoutes(config.proxy.routes, [](const char* name) {
+      return std::getenv(name);
+    });
+    common::Status st = routes.ok() ? common::OkStatus() : routes.status();
+    if (st.ok()) {
+      sidecar = std::make_unique<proxy::Proxy>(config.proxy, std::move(*routes), decider,
+                                               &identity, log);
+      st = sidecar->Start();
+    }
+    if (!st.ok()) {
+      std::cerr << "aegis: serve: " << st.message() << "\n";
+      return kFailed;
+    }
+    metrics.AddCollector([&sidecar](std::string& out) { sidecar->AppendMetrics(out); });
+    std::cout << "aegis: proxy listening on " << HostOf(config.proxy.listen) << ":"
+              << sidecar->port() << std::endl;
+  }
   frontdoors::HttpApi api(decider, store, reload, config.max_body_bytes, &identity);
   net::HttpServerOptions http_options;
   http_options.address = config.http_listen;
@@ -336,6 +388,7 @@ int Serve(const std::vector<std::string>& args) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       (void)reload();
+      if (audit_sinks) audit_sinks->Reopen();  // log rotation of file sinks
       // Keys rotated by `aegis token rotate` (or another replica) since the start.
       if (common::Status st = identity.keyring().Reload(); !st.ok()) {
         Log(config, "error", "keyring reload refused, the keys in use stay: " + st.message());
@@ -348,10 +401,12 @@ int Serve(const std::vector<std::string>& args) {
   }
   Log(config, "info", "draining");
   if (watcher) watcher->Stop();
+  if (sidecar) sidecar->Stop(config.drain_timeout);
   http.Stop(config.drain_timeout);
   (*grpc)->Shutdown(config.drain_timeout);
   notifier.Stop(std::chrono::milliseconds(2000));
   if (audit_writer) audit_writer->Close();
+  if (audit_sinks) audit_sinks->Stop(std::chrono::milliseconds(2000));
   if (traces) traces->Stop(std::chrono::milliseconds(2000));
   std::cout << "aegis: stopped" << std::endl;
   return kOk;

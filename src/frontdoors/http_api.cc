@@ -120,8 +120,6 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
       extra += StrCat("aegis_policy_info{name=\"", active->policy().name, "\",version=\"",
                       active->policy().version, "\"} 1\n");
     }
-    if (service::ApprovalService* approvals = decider_.approvals()) approvals->AppendMetrics(extra);
-    if (telemetry::Exporter* traces = decider_.traces()) traces->AppendMetrics(extra);
     if (limits::LimitStore* limits = store_.limits()) {
       limits->AppendMetrics(extra);
       // A store that cannot be asked leaves the spend series out (its up gauge says why).
@@ -199,7 +197,7 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
     return ErrorResponse(too_large ? 413 : 400, "invalid_call", call.status().message(),
                          response);
   }
-  if (!ApplyCaller(request, /*authorization_is_ours=*/true, *call, response)) return;
+  if (!ApplyCaller(request, FrontDoor::kDecideApi, *call, response)) return;
   call->traceparent = std::string(TraceparentOf(request));
   std::string traceparent;
   Respond(decider_.Decide(*call, FrontDoor::kDecideApi, &traceparent), true, response);
@@ -269,9 +267,7 @@ void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& resp
     decider_.metrics().RecordBadRequest(kDoor);
     return ErrorResponse(400, "invalid_call", parsed.status().message(), response);
   }
-  // The original request's Authorization belongs to its upstream; the agent's token comes in
-  // x-aegis-token.
-  if (!ApplyCaller(request, /*authorization_is_ours=*/false, *parsed, response)) return;
+  if (!ApplyCaller(request, FrontDoor::kAuthzHttp, *parsed, response)) return;
   parsed->traceparent = std::string(TraceparentOf(request));
   std::string traceparent;
   Respond(decider_.Decide(*parsed, FrontDoor::kAuthzHttp, &traceparent), false, response);

@@ -39,7 +39,10 @@ class HttpApi {
   void Spend(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Respond(const engine::Decision& d, bool body_on_allow, net::HttpResponse& response) const;
   // Identity and approvals (http_api_identity.cc).
-  bool ApplyCaller(const net::HttpRequest& request, bool authorization_is_ours,
+  // The agent token and override token a request presented, applied to `call`. On the decide
+  // API the Authorization header is the agent's; on HTTP authz it belongs to the original call's
+  // upstream, and the token comes in x-aegis-token. A refusal is counted under `door`.
+  bool ApplyCaller(const net::HttpRequest& request, service::FrontDoor door,
                    engine::CallContext& call, net::HttpResponse& response) const;
   void Jwks(net::HttpResponse& response) const;
   void Tokens(const net::HttpRequest& request, net::HttpResponse& response) const;

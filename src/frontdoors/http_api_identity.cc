@@ -29,10 +29,10 @@ void Unauthorized(std::string_view message, net::HttpResponse& response) {
 
 }  // namespace
 
-bool HttpApi::ApplyCaller(const net::HttpRequest& request, bool authorization_is_ours,
+bool HttpApi::ApplyCaller(const net::HttpRequest& request, service::FrontDoor door,
                           engine::CallContext& call, net::HttpResponse& response) const {
   std::string_view token = Header(request, "x-aegis-token");
-  if (token.empty() && authorization_is_ours) {
+  if (token.empty() && door == service::FrontDoor::kDecideApi) {
     token = service::Identity::BearerToken(Header(request, "authorization"));
   }
   std::string_view override_token = Header(request, "x-aegis-override");
@@ -46,7 +46,7 @@ bool HttpApi::ApplyCaller(const net::HttpRequest& request, bool authorization_is
   }
   common::Status st = identity_->ApplyCaller(token, override_token, call);
   if (!st.ok()) {
-    decider_.metrics().RecordBadRequest(static_cast<int>(service::FrontDoor::kDecideApi));
+    decider_.metrics().RecordBadRequest(static_cast<int>(door));
     if (st.code() == common::StatusCode::kInvalidArgument) {
       ErrorResponse(400, "invalid_call", st.message(), response);
     } else {

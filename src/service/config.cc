@@ -93,6 +93,7 @@ class ConfigReader {
           if (key == "fsync_interval_ms") return Millis(v, c_.audit_fsync_interval);
           if (key == "queue_capacity") return Size(v, c_.audit_queue_capacity, 1, 10'000'000);
           if (key == "overflow") return OneOf(v, c_.audit_overflow, {"fail_closed", "block", "drop"});
+          if (key == "sinks") return Sinks(v);
           return false;
         });
       } else if (k == "tracing") {
@@ -116,6 +117,8 @@ class ConfigReader {
         });
       } else if (k == "notifiers") {
         Notifiers(m.value);
+      } else if (k == "proxy") {
+        Proxy(m.value);
       } else if (k == "limit_store") {
         Section(m.value, "limit_store", [&](const std::string& key, const DocNode& v) {
           if (key == "store") return OneOf(v, c_.limit_store, {"memory", "redis"});
@@ -136,7 +139,7 @@ class ConfigReader {
         Error(m.key, "unknown-key",
               StrCat("unknown key \"", k,
                      "\" (allowed: bundle, data_dir, log_level, listeners, limits, "
-                     "limit_store, identity, approvals, notifiers, audit, tracing, policy)"));
+                     "limit_store, identity, approvals, notifiers, audit, tracing, proxy, policy)"));
       }
     }
   }
@@ -254,6 +257,129 @@ class ConfigReader {
     if (!st.ok()) Error(n, "wrong-value", st.message());
   }
 
+  void Proxy(const DocNode& n) {
+    ProxyConfig& p = c_.proxy;
+    Section(n, "proxy", [&](const std::string& key, const DocNode& v) {
+      if (key == "enabled") return Bool(v, p.enabled);
+      if (key == "listen") return String(v, p.listen);
+      if (key == "threads") return Size(v, p.threads, 0, 256);
+      if (key == "max_header_bytes") return Size(v, p.max_header_bytes, 1024, 1 << 20);
+      if (key == "max_body_bytes") return Size(v, p.max_body_bytes, 1024, 1 << 30);
+      if (key == "max_connections") return Size(v, p.max_connections, 1, 1'000'000);
+      if (key == "idle_timeout_ms") return Millis(v, p.idle_timeout);
+      if (key == "request_timeout_ms") return Millis(v, p.request_timeout);
+      if (key == "connect_timeout_ms") return Millis(v, p.connect_timeout);
+      if (key == "upstream_timeout_ms") return Millis(v, p.upstream_timeout);
+      if (key == "max_idle_per_upstream") return Size(v, p.max_idle_per_upstream, 0, 10'000);
+      if (key == "ca_file") return String(v, p.ca_file);
+      if (key == "routes") return Routes(v);
+      return false;
+    });
+  }
+
+  // proxy.routes: {NAME: {upstream, tool, prefix, credential: {...}, ...}}
+  bool Routes(const DocNode& n) {
+    if (!n.is_map()) {
+      Error(n, "wrong-type", "routes must be a map of names");
+      return true;
+    }
+    for (const auto& m : n.members) {
+      ProxyRoute r;
+      r.name = m.key.scalar;
+      Section(m.value, "a route", [&](const std::string& key, const DocNode& v) {
+        if (key == "upstream") return String(v, r.upstream);
+        if (key == "tool") return String(v, r.tool);
+        if (key == "prefix") return String(v, r.prefix);
+        if (key == "redact_response") return Bool(v, r.redact_response);
+        if (key == "cost_header") return String(v, r.cost_header);
+        if (key == "cost_json") return String(v, r.cost_json);
+        if (key == "tunnel") return Bool(v, r.tunnel);
+        if (key == "credential") {
+          Section(v, "a credential", [&](const std::string& ck, const DocNode& cv) {
+            if (ck == "header") return String(cv, r.credential_header);
+            if (ck == "query") return String(cv, r.credential_query);
+            if (ck == "format") return String(cv, r.credential_format);
+            if (ck == "secret_env") return String(cv, r.secret_env);
+            if (ck == "secret_file") return String(cv, r.secret_file);
+            return false;
+          });
+          return true;
+        }
+        return false;
+      });
+      if (r.upstream.empty()) Error(m.key, "missing-key", "route " + r.name + " needs an upstream");
+      if (r.tool.empty()) r.tool = r.name;
+      if (r.prefix.empty()) r.prefix = "/" + r.name;
+      c_.proxy.routes.push_back(std::move(r));
+    }
+    return true;
+  }
+
+  // audit.sinks: {NAME: {kind: file|stdout|syslog|webhook, ...}} (docs/audit-sinks.md)
+  bool Sinks(const DocNode& n) {
+    if (!n.is_map()) {
+      Error(n, "wrong-type", "sinks must be a map of names");
+      return true;
+    }
+    for (const auto& m : n.members) {
+      audit::SinkOptions so;
+      so.name = m.key.scalar;
+      std::string kind, protocol = "udp";
+      Section(m.value, "a sink", [&](const std::string& key, const DocNode& v) {
+        if (key == "kind") return OneOf(v, kind, {"file", "stdout", "syslog", "webhook"});
+        if (key == "path") return String(v, so.path);
+        if (key == "address") return String(v, so.address);
+        if (key == "protocol") return OneOf(v, protocol, {"udp", "tcp"});
+        if (key == "facility") {
+          int64_t f;
+          if (Integer(v, f, 0, 23)) so.facility = static_cast<int>(f);
+          return true;
+        }
+        if (key == "app_name") return String(v, so.app_name);
+        if (key == "hostname") return String(v, so.hostname);
+        if (key == "max_datagram_bytes") return Size(v, so.max_datagram_bytes, 480, 65000);
+        if (key == "url") return String(v, so.url);
+        if (key == "headers") {
+          if (!v.is_map()) {
+            Error(v, "wrong-type", "headers must be a map");
+            return true;
+          }
+          for (const auto& h : v.members) {
+            std::string value;
+            String(h.value, value);
+            so.headers.emplace_back(h.key.scalar, value);
+          }
+          return true;
+        }
+        if (key == "ca_file") return String(v, so.ca_file);
+        if (key == "buffer_records") return Size(v, so.buffer_records, 1, 10'000'000);
+        if (key == "batch_records") return Size(v, so.batch_records, 1, 100'000);
+        if (key == "batch_interval_ms") return Millis(v, so.batch_interval);
+        if (key == "timeout_ms") return Millis(v, so.timeout);
+        if (key == "max_attempts") {
+          int64_t a;
+          if (Integer(v, a, 1, 100)) so.max_attempts = static_cast<int>(a);
+          return true;
+        }
+        return false;
+      });
+      if (kind.empty()) {
+        Error(m.key, "missing-key", "sink " + so.name + " needs a kind");
+        continue;
+      }
+      so.kind = kind == "file"     ? audit::SinkKind::kFile
+                : kind == "stdout" ? audit::SinkKind::kStdout
+                : kind == "syslog" ? audit::SinkKind::kSyslog
+                                   : audit::SinkKind::kWebhook;
+      so.tcp = protocol == "tcp";
+      if (common::Status st = audit::ValidateSinkOptions(so); !st.ok()) {
+        Error(m.key, "wrong-value", st.message());
+      }
+      c_.audit_sinks.push_back(std::move(so));
+    }
+    return true;
+  }
+
   bool OneOf(const DocNode& n, std::string& out, std::initializer_list<std::string_view> allowed) {
     std::string v;
     String(n, v);
@@ -336,6 +462,7 @@ void ApplyEnvironment(const std::map<std::string, std::string>& env, Config& con
   apply("AEGIS_LOG_LEVEL", config.log_level);
   apply("AEGIS_HTTP_LISTEN", config.http_listen);
   apply("AEGIS_GRPC_LISTEN", config.grpc_listen);
+  apply("AEGIS_PROXY_LISTEN", config.proxy.listen);
   apply("AEGIS_LIMITS_FAIL_MODE", config.limits_fail_mode);
   if (auto it = env.find("AEGIS_REDIS_URL"); it != env.end() && !it->second.empty()) {
     config.redis_url = it->second;

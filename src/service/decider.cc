@@ -18,6 +18,8 @@ std::string_view FrontDoorName(FrontDoor f) {
       return "extauthz_grpc";
     case FrontDoor::kCli:
       return "cli";
+    case FrontDoor::kProxy:
+      return "proxy";
   }
   return "unknown";
 }
@@ -93,9 +95,12 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
                    .count();
   // Only names the policy declares become labels; anything else a caller sent is "_unknown".
   const policy::CompiledPolicy& p = *d.policy;
+  // A tenant the bundle says nothing about may still reach bundle-wide agents; its name is the
+  // caller's, so it is not a label either.
+  bool tenant_known = d.tenant.empty() || p.FindScope(d.tenant) != nullptr;
   bool agent_known = p.FindAgent(d.tenant, d.agent) != nullptr;
   bool tool_known = agent_known && !d.tool.empty() && p.FindTool(d.tenant, d.tool) != nullptr;
-  Metrics::Subject subject{agent_known ? std::string_view(d.tenant) : "_unknown",
+  Metrics::Subject subject{agent_known && tenant_known ? std::string_view(d.tenant) : "_unknown",
                            agent_known ? std::string_view(d.agent) : "_unknown",
                            tool_known ? std::string_view(d.tool) : "_unknown"};
   metrics_.RecordDecision(static_cast<int>(front_door), d.outcome, d.enforced(), subject, nanos);

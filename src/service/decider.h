@@ -18,7 +18,7 @@
 namespace aegis::service {
 
 // Which front door a decision came through, for metrics and logs.
-enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli };
+enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli, kProxy };
 std::string_view FrontDoorName(FrontDoor f);
 
 class Decider {

@@ -127,8 +127,11 @@ std::string Metrics::Render(const std::string& extra) const {
   out += StrCat("aegis_policy_reloads_total{result=\"error\"} ",
                 reloads_failed_.load(std::memory_order_relaxed), "\n");
   out += extra;
+  for (const Collector& collect : collectors_) collect(out);
   return out;
 }
+
+void Metrics::AddCollector(Collector collector) { collectors_.push_back(std::move(collector)); }
 
 void AppendSpendMetrics(const std::vector<limits::SpendRow>& rows, std::string& out) {
   if (rows.empty()) return;

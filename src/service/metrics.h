@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -19,7 +20,7 @@ namespace aegis::service {
 
 class Metrics {
  public:
-  static constexpr int kFrontDoors = 4;  // FrontDoor values
+  static constexpr int kFrontDoors = 5;  // FrontDoor values
   static constexpr int kEffects = 4;     // policy::Effect values
   // Upper bounds of the latency buckets, in seconds.
   static constexpr std::array<double, 12> kLatencyBuckets = {
@@ -38,8 +39,15 @@ class Metrics {
   void RecordBadRequest(int front_door);
   void RecordReload(bool ok);
 
+  // A component that renders its own series (the audit writer and sinks, the span exporter,
+  // the approvals): called by Render to append Prometheus text to `out`.
+  using Collector = std::function<void(std::string& out)>;
+  // Adds a collector. Only before the service starts serving (Render reads the list unlocked);
+  // whatever a collector reaches must outlive this Metrics' last Render.
+  void AddCollector(Collector collector);
+
   // Prometheus text exposition (version 0.0.4). `extra` is appended as is (gauges the caller
-  // owns, such as the active policy version).
+  // owns, such as the active policy version), then each collector's series.
   std::string Render(const std::string& extra = "") const;
 
  private:
@@ -64,6 +72,7 @@ class Metrics {
   std::array<std::atomic<int64_t>, kFrontDoors> latency_sum_nanos_{};
   std::atomic<int64_t> reloads_ok_{0};
   std::atomic<int64_t> reloads_failed_{0};
+  std::vector<Collector> collectors_;
 };
 
 // Appends gauges of spend, limit and remaining budget per budget key and window

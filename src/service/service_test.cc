@@ -212,6 +212,30 @@ TEST(WatcherTest, ReloadsOnceAfterABurstOfWrites) {
   EXPECT_EQ(changes.load(), 1);
 }
 
+// Files that cannot be part of the bundle — the data dir's audit segments, approvals database,
+// an editor's swap file, next to a single-file bundle — never trigger a reload; the file does.
+TEST(WatcherTest, IgnoresWritesBesideTheBundle) {
+  TempBundle bundle;
+  bundle.Write(Bundle("allow"));
+  std::string file = bundle.path() + "/p.yaml";
+  std::atomic<int> changes{0};
+  BundleWatcher watcher(file, std::chrono::milliseconds(50), [&] { changes++; });
+  ASSERT_TRUE(watcher.Start().ok());
+  fs::create_directories(bundle.path() + "/data/audit");
+  for (int i = 0; i < 20; ++i) {
+    std::ofstream(bundle.path() + "/data/audit/000001.log", std::ios::app) << "line\n";
+    std::ofstream(bundle.path() + "/other.txt", std::ios::app) << "x";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(changes.load(), 0);
+  bundle.Write(Bundle("deny"));
+  for (int i = 0; i < 100 && changes.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  watcher.Stop();
+  EXPECT_EQ(changes.load(), 1);
+}
+
 TEST(MetricsTest, DecisionSeriesAreBoundedAndConcurrent) {
   Metrics m;
   std::vector<std::thread> threads;

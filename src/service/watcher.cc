@@ -20,12 +20,25 @@ BundleWatcher::BundleWatcher(std::string path, std::chrono::milliseconds debounc
 
 BundleWatcher::~BundleWatcher() { Stop(); }
 
+namespace {
+
+constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+                           IN_DELETE_SELF | IN_MODIFY;
+
+// Whether a file of this name can be part of a bundle (the loader reads these extensions):
+// anything else in the directory — the data dir's audit segments, an editor's swap files —
+// does not trigger a reload.
+bool IsBundleFile(std::string_view name) {
+  fs::path ext = fs::path(name).extension();
+  return ext == ".yaml" || ext == ".yml" || ext == ".json";
+}
+
+}  // namespace
+
 void BundleWatcher::AddWatches(const std::string& dir) {
-  constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                             IN_DELETE | IN_DELETE_SELF | IN_MODIFY;
   inotify_add_watch(fd_, dir.c_str(), kMask);
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return;
+  if (!fs::is_directory(dir, ec) || !fs::is_directory(path_, ec)) return;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     if (it->is_directory(ec)) inotify_add_watch(fd_, it->path().c_str(), kMask);
@@ -37,9 +50,11 @@ common::Status BundleWatcher::Start() {
   if (fd_ < 0 || pipe(stop_pipe_) != 0) {
     return common::InternalError(common::StrCat("inotify: ", std::strerror(errno)));
   }
-  // A single-file bundle: watch its directory, since editors replace files by rename.
   std::error_code ec;
-  fs::path dir = fs::is_directory(path_, ec) ? fs::path(path_) : fs::path(path_).parent_path();
+  directory_bundle_ = fs::is_directory(path_, ec);
+  file_name_ = fs::path(path_).filename().string();
+  // A single-file bundle: watch its directory (only it), since editors replace files by rename.
+  fs::path dir = directory_bundle_ ? fs::path(path_) : fs::path(path_).parent_path();
   AddWatches(dir.empty() ? std::string(".") : dir.string());
   thread_ = std::thread([this] { Run(); });
   return common::OkStatus();
@@ -64,10 +79,18 @@ void BundleWatcher::Run() {
     while ((len = read(fd_, buf, sizeof buf)) > 0) {
       for (char* p = buf; p < buf + len;) {
         auto* ev = reinterpret_cast<inotify_event*>(p);
-        if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) new_dirs = true;
+        std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
+        if (ev->mask & IN_ISDIR) {
+          if (ev->mask & (IN_CREATE | IN_MOVED_TO)) new_dirs = true;
+          // A directory moved or deleted in a bundle directory may take files with it.
+          if (directory_bundle_) pending = true;
+        } else if (ev->mask & IN_DELETE_SELF) {
+          pending = true;
+        } else if (directory_bundle_ ? IsBundleFile(name) : name == file_name_) {
+          pending = true;
+        }
         p += sizeof(inotify_event) + ev->len;
       }
-      pending = true;
     }
     if (new_dirs) AddWatches(fs::is_directory(path_) ? path_ : ".");
   }

@@ -31,6 +31,8 @@ class BundleWatcher {
   void AddWatches(const std::string& dir);
 
   std::string path_;
+  bool directory_bundle_ = false;  // else a single file, named file_name_
+  std::string file_name_;
   std::chrono::milliseconds debounce_;
   std::function<void()> on_change_;
   int fd_ = -1;
