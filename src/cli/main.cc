@@ -14,6 +14,7 @@
 #include "engine/policy_tests.h"
 #include "cli/audit.h"
 #include "cli/identity.h"
+#include "cli/mcp.h"
 #include "cli/redact.h"
 #include "cli/serve.h"
 #include "cli/spend.h"
@@ -54,6 +55,9 @@ const char* const kUsageText =
     "                                       redact PII in text or JSON (docs/redaction.md)\n"
     "  audit verify [DIR] | show [DIR] [--agent A] [--tool T] [--decision D] [--since T]\n"
     "                                       check or read the audit trail (docs/audit.md)\n"
+    "  mcp wrap [--agent A] [--tool NAME] [--server URL] -- COMMAND [ARGS...]\n"
+    "                                       run a stdio MCP server governed by a running server\n"
+    "                                       (docs/mcp.md; agent token in AEGIS_AGENT_TOKEN)\n"
     "  version                              print the version\n"
     "\n"
     "exit codes: 0 ok, 1 errors in the bundle or input or failing tests, 2 usage\n";
@@ -205,6 +209,7 @@ int main(int argc, char** argv) {
   if (command == "approvals") return Approvals(args);
   if (command == "redact") return Redact(args);
   if (command == "audit") return Audit(args);
+  if (command == "mcp") return Mcp(args);
   if (command == "version" || command == "--version") {
     std::cout << "aegis " << AEGIS_VERSION << "\n";
     return kOk;

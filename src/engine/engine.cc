@@ -392,6 +392,40 @@ void Engine::ApplyLimits(const policy::CompiledPolicy& p, const policy::Tool* to
   }
 }
 
+bool Engine::Offers(const CallContext& call) const {
+  const policy::CompiledPolicy& p = *policy_;
+  if (p.ModeFor(call.tenant) == policy::Mode::kShadow) return true;
+  Decision d;
+  d.tenant = call.tenant;
+  d.agent = call.agent;
+  d.tool = call.tool;
+  d.action = call.action;
+  if (call.verified &&
+      (call.verified->agent != call.agent || call.verified->tenant != call.tenant)) {
+    return false;
+  }
+  const policy::Tool* tool = nullptr;
+  const policy::Action* action = nullptr;
+  if (!Resolve(p, call, d, tool, action).empty() || !CheckScope(p, call, d, *tool).empty()) {
+    return false;
+  }
+  std::string_view action_key = tool->actions.empty() ? std::string_view("*") : d.action;
+  bool could_pass = p.DefaultEffect(d.tenant) != Effect::kDeny;
+  // The bundle-wide rules, then the tenant's, as Decide considers them.
+  for (std::string_view tenant : {std::string_view(), std::string_view(d.tenant)}) {
+    for (const policy::Rule* r : p.index.Candidates(tenant, d.tool, action_key)) {
+      if (!r->tenants.Matches(d.tenant) || !r->agents.Matches(d.agent) ||
+          !r->actions.Matches(d.action)) {
+        continue;
+      }
+      if (r->effect == Effect::kDeny && !r->condition) return false;
+      if (r->effect != Effect::kDeny) could_pass = true;
+    }
+    if (d.tenant.empty()) break;
+  }
+  return could_pass;
+}
+
 Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   const policy::CompiledPolicy& p = *policy_;
   Decision d;

@@ -46,6 +46,15 @@ class Engine {
 
   Decision Decide(const CallContext& call, DecideTrace* trace = nullptr) const;
 
+  // Whether the call's agent can ever get `call.tool` / `call.action` allowed — for a front
+  // door that lists tools (MCP tools/list): the call resolves and is in scope (stages 2-4), no
+  // unconditional deny rule matches it, and either some allow, sanitize or approval_needed rule
+  // could match it (whatever its condition) or the default is not deny. In shadow mode every
+  // call is offered. Parameters are not looked at; nothing is counted or recorded. A tool this
+  // returns false for is denied by Decide whatever its parameters, so listing and calling
+  // never disagree.
+  bool Offers(const CallContext& call) const;
+
   const std::shared_ptr<const policy::CompiledPolicy>& policy() const { return policy_; }
 
  private:

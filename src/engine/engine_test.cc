@@ -63,6 +63,49 @@ class EngineTest : public ::testing::Test {
   }
 };
 
+// Offers (what MCP tools/list shows) agrees with Decide: whatever it hides, Decide denies for
+// any parameters; what it shows some parameters can get through.
+TEST_F(EngineTest, OffersAgreesWithDecide) {
+  Engine e = Make(R"(rules:
+  - id: payments
+    match: {agents: [finance-agent], tools: [stripe], actions: [create_payment]}
+    if: params.amount < 100
+    effect: allow
+  - id: no-refunds
+    match: {tools: [stripe], actions: [refund]}
+    effect: deny
+  - id: ehr-export
+    match: {tools: [ehr]}
+    effect: approval_needed
+)");
+  auto offers = [&](std::string_view json) {
+    CallParseOptions options;
+    options.trusted = true;
+    auto call = ParseCall(json, kNow, options);
+    EXPECT_TRUE(call.ok()) << call.status();
+    return e.Offers(*call);
+  };
+  // A conditional allow: offered; the call with fitting parameters passes.
+  EXPECT_TRUE(offers(R"({"agent":"finance-agent","tool":"stripe","action":"create_payment"})"));
+  EXPECT_EQ(DecideJson(e, R"({"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                            "params":{"amount":5}})").outcome, Effect::kAllow);
+  // An unconditional deny, an action no rule allows under default deny, a tool out of scope,
+  // an unknown agent, an undeclared action: hidden, and denied whatever the parameters.
+  for (std::string_view call : {
+           R"({"agent":"finance-agent","tool":"stripe","action":"refund"})",
+           R"({"agent":"clinic-agent","tool":"stripe","action":"create_payment"})",
+           R"({"agent":"finance-agent","tool":"ehr","action":"export"})",
+           R"({"agent":"nobody","tool":"stripe","action":"create_payment"})",
+           R"({"agent":"finance-agent","tool":"stripe","action":"teleport"})"}) {
+    EXPECT_FALSE(offers(call)) << call;
+    std::string with_params(call.substr(0, call.size() - 1));
+    with_params += R"(,"params":{"amount":1}})";
+    EXPECT_EQ(DecideJson(e, with_params).outcome, Effect::kDeny) << call;
+  }
+  // approval_needed can end in an allow (with an approval): offered.
+  EXPECT_TRUE(offers(R"({"agent":"clinic-agent","tool":"ehr","action":"export"})"));
+}
+
 TEST_F(EngineTest, StrongestEffectWinsRegardlessOfOrder) {
   Engine e = Make(R"(rules:
   - id: allow-all

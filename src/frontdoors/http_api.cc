@@ -98,6 +98,10 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
     if (only(http::verb::post, "POST")) Decide(request, response);
     return;
   }
+  if (path == "/v1/offers") {
+    if (only(http::verb::post, "POST")) Offers(request, response);
+    return;
+  }
   if (path == "/healthz") {
     if (only(http::verb::get, "GET")) JsonBody(200, R"({"status":"ok"})", response);
     return;
@@ -202,6 +206,56 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
   std::string traceparent;
   Respond(decider_.Decide(*call, FrontDoor::kDecideApi, &traceparent), true, response);
   if (!traceparent.empty()) response.set("traceparent", traceparent);
+}
+
+// Which of a tool's actions the agent could ever be allowed (engine::Engine::Offers): for
+// listing tools (aegis mcp wrap filters tools/list with it). Nothing is counted or recorded.
+// {"agent", "tenant"?, "tool", "actions": [...]} -> {"offered": [...]}, in the order given.
+void HttpApi::Offers(const net::HttpRequest& request, net::HttpResponse& response) const {
+  constexpr int kDoor = static_cast<int>(FrontDoor::kDecideApi);
+  if (!IsJson(request)) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(415, "unsupported_media_type", "send application/json", response);
+  }
+  auto body = common::ParseJson(request.body(), {.max_bytes = max_body_bytes_, .max_depth = 8});
+  const Json* actions = body.ok() && body->is_object() ? body->Find("actions") : nullptr;
+  if (!actions || !actions->is_array() || actions->as_array().size() > 10000) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(400, "invalid_request",
+                         "send {\"agent\", \"tool\", \"actions\": [names]} and optionally "
+                         "\"tenant\"",
+                         response);
+  }
+  std::vector<Json::Member> who;
+  for (const auto& [key, value] : body->as_object()) {
+    if (key != "actions") who.push_back({key, value});
+  }
+  engine::CallParseOptions options;
+  options.agent_from_token = identity_ != nullptr;
+  auto object = Json::Object(std::move(who));
+  auto call = object.ok() ? engine::CallFromJson(*std::move(object),
+                                                  service::Decider::NowUnixNanos(), options)
+                          : common::StatusOr<engine::CallContext>(object.status());
+  if (!call.ok() || call->tool.empty() || !call->action.empty()) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(400, "invalid_request",
+                         call.ok() ? "name the tool, and the actions under \"actions\""
+                                   : call.status().message(),
+                         response);
+  }
+  if (!ApplyCaller(request, FrontDoor::kDecideApi, *call, response)) return;
+  std::string out = "{\"offered\":[";
+  bool first = true;
+  for (const Json& a : actions->as_array()) {
+    if (!a.is_string()) continue;
+    call->action = a.as_string();
+    if (!decider_.Offers(*call)) continue;
+    if (!first) out += ',';
+    first = false;
+    common::AppendJsonString(out, a.as_string());
+  }
+  out += "]}";
+  JsonBody(200, std::move(out), response);
 }
 
 void HttpApi::Authorize(const net::HttpRequest& request, net::HttpResponse& response) const {

@@ -31,6 +31,7 @@ class HttpApi {
  private:
   void Decide(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Authorize(const net::HttpRequest& request, net::HttpResponse& response) const;
+  void Offers(const net::HttpRequest& request, net::HttpResponse& response) const;
   void PolicyInfo(net::HttpResponse& response) const;
   void Versions(net::HttpResponse& response) const;
   void Reload(net::HttpResponse& response) const;

@@ -294,6 +294,8 @@ class ConfigReader {
         if (key == "cost_header") return String(v, r.cost_header);
         if (key == "cost_json") return String(v, r.cost_json);
         if (key == "tunnel") return Bool(v, r.tunnel);
+        if (key == "mcp") return Bool(v, r.mcp);
+        if (key == "redact_results") return Bool(v, r.redact_results);
         if (key == "credential") {
           Section(v, "a credential", [&](const std::string& ck, const DocNode& cv) {
             if (ck == "header") return String(cv, r.credential_header);
@@ -325,8 +327,19 @@ class ConfigReader {
       audit::SinkOptions so;
       so.name = m.key.scalar;
       std::string kind, protocol = "udp";
-      Section(m.value, "a sink", [&](const std::string& key, const DocNode& v) {
-        if (key == "kind") return OneOf(v, kind, {"file", "stdout", "syslog", "webhook"});
+      bool has_kind = false;
+      Section(m.value, "sink " + so.name, [&](const std::string& key, const DocNode& v) {
+        if (key == "kind") {
+          has_kind = true;
+          if (v.is_scalar() && (v.scalar == "file" || v.scalar == "stdout" ||
+                                v.scalar == "syslog" || v.scalar == "webhook")) {
+            kind = v.scalar;
+          } else {
+            Error(v, "wrong-value",
+                  "sink " + so.name + ": kind must be file, stdout, syslog or webhook");
+          }
+          return true;
+        }
         if (key == "path") return String(v, so.path);
         if (key == "address") return String(v, so.address);
         if (key == "protocol") return OneOf(v, protocol, {"udp", "tcp"});
@@ -337,7 +350,7 @@ class ConfigReader {
         }
         if (key == "app_name") return String(v, so.app_name);
         if (key == "hostname") return String(v, so.hostname);
-        if (key == "max_datagram_bytes") return Size(v, so.max_datagram_bytes, 480, 65000);
+        if (key == "max_datagram_bytes") return Size(v, so.max_datagram_bytes, 480, 65507);
         if (key == "url") return String(v, so.url);
         if (key == "headers") {
           if (!v.is_map()) {
@@ -363,10 +376,8 @@ class ConfigReader {
         }
         return false;
       });
-      if (kind.empty()) {
-        Error(m.key, "missing-key", "sink " + so.name + " needs a kind");
-        continue;
-      }
+      if (!has_kind) Error(m.key, "missing-key", "sink " + so.name + " needs a kind");
+      if (kind.empty()) continue;
       so.kind = kind == "file"     ? audit::SinkKind::kFile
                 : kind == "stdout" ? audit::SinkKind::kStdout
                 : kind == "syslog" ? audit::SinkKind::kSyslog

@@ -33,6 +33,10 @@ struct ProxyRoute {
   std::string cost_header;       // the actual cost in dollars, from this response header
   std::string cost_json;         // ... or from this dotted path in a JSON response
   bool tunnel = false;           // CONNECT to the upstream's host is allowed (opaque traffic)
+  // An MCP server (streamable HTTP; docs/mcp.md): `upstream` is its endpoint URL, path
+  // included; tools/list is filtered and every tools/call decided (action = the MCP tool).
+  bool mcp = false;
+  bool redact_results = false;  // MCP: redact PII in tool results
 };
 
 // The sidecar / forward proxy listener (section proxy).

@@ -20,6 +20,8 @@ std::string_view FrontDoorName(FrontDoor f) {
       return "cli";
     case FrontDoor::kProxy:
       return "proxy";
+    case FrontDoor::kMcp:
+      return "mcp";
   }
   return "unknown";
 }
@@ -57,6 +59,11 @@ audit::Record Decider::AuditRecord(const engine::Decision& d, const engine::Call
   r.params_redacted_json = redacted.Canonical();
   r.approval_id = d.approval_id;
   return r;
+}
+
+bool Decider::Offers(const engine::CallContext& call) const {
+  std::shared_ptr<const PolicyVersion> version = store_.Active();
+  return version && version->engine->Offers(call);
 }
 
 int64_t Decider::NowUnixNanos() {

@@ -18,7 +18,7 @@
 namespace aegis::service {
 
 // Which front door a decision came through, for metrics and logs.
-enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli, kProxy };
+enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli, kProxy, kMcp };
 std::string_view FrontDoorName(FrontDoor f);
 
 class Decider {
@@ -36,6 +36,10 @@ class Decider {
   // receives the decision span's traceparent (for the response). Thread-safe.
   engine::Decision Decide(const engine::CallContext& call, FrontDoor front_door,
                           std::string* traceparent_out = nullptr) const;
+
+  // Whether the active policy could ever allow `call`'s agent its tool and action (for listing
+  // tools: engine::Engine::Offers). Thread-safe; records nothing.
+  bool Offers(const engine::CallContext& call) const;
 
   // Wall-clock time for stamping calls (CallContext::now_unix_nanos).
   static int64_t NowUnixNanos();

@@ -32,6 +32,7 @@
 #include "common/strings.h"
 #include "engine/call_context.h"
 #include "frontdoors/headers.h"
+#include "frontdoors/proxy/mcp.h"
 #include "frontdoors/proxy/request_target.h"
 #include "net/http_server.h"
 #include "redact/redact.h"
@@ -188,7 +189,20 @@ struct Proxy::Impl {
   awaitable<bool> Handle(Worker& w, beast::tcp_stream& client, Request& req);
   // CONNECT on a route with tunnel: true, once allowed: a byte pipe to the host.
   awaitable<bool> Tunnel(beast::tcp_stream& client, const RequestTarget& target);
+  // A connection to `origin`: pooled, or new (ex tells why there is none).
+  awaitable<std::unique_ptr<Upstream>> Acquire(Worker& w, const net::Url& origin, Exchange& ex);
+  // Gives a connection whose last exchange ended cleanly back to the pool.
+  void Release(Worker& w, std::unique_ptr<Upstream> up);
+  // One request and its whole (buffered) response.
   awaitable<Exchange> Forward(Worker& w, const net::Url& origin, Request& upstream_req);
+  // An MCP route (docs/mcp.md): decides tools/call, filters tools/list, relays the rest.
+  awaitable<bool> HandleMcp(Worker& w, beast::tcp_stream& client, Request& req,
+                            const Route& route, const RequestTarget& target);
+  // Sends `req` and streams the response to the client; each JSON-RPC message in it (a JSON
+  // body or server-sent events) goes through `transform`, which returns whether it changed it.
+  awaitable<bool> Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
+                        Request& req, const std::function<bool(Json&)>& transform,
+                        const engine::Decision* d, bool keep_alive);
   awaitable<std::unique_ptr<Upstream>> Connect(const net::Url& origin, Exchange& ex);
 
   const Route* RouteForPath(std::string_view path) const {
@@ -266,6 +280,55 @@ std::optional<double> ParseCost(std::string_view s) {
   auto r = std::from_chars(s.data(), s.data() + s.size(), d);
   if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
   return d;
+}
+
+// Edits the agent's request in place into the upstream's: target, Host, the route's credential
+// (a header of the same name from the agent dropped), the decision's traceparent, `body` with
+// its length; hop-by-hop headers (and those Connection names), Authorization,
+// Proxy-Authorization, Expect and every x-aegis-* header removed.
+void RewriteForUpstream(Request& req, const Route* route, const net::Url& origin,
+                        const std::string& up_target, const std::string& traceparent,
+                        std::string body) {
+  // Headers named in Connection are hop-by-hop too.
+  std::vector<std::string> connection_named;
+  if (auto c = Header(req, "connection"); !c.empty()) {
+    size_t pos = 0;
+    while (pos < c.size()) {
+      size_t comma = c.find(',', pos);
+      std::string_view token_name =
+          c.substr(pos, comma == std::string_view::npos ? comma : comma - pos);
+      while (!token_name.empty() && token_name.front() == ' ') token_name.remove_prefix(1);
+      while (!token_name.empty() && token_name.back() == ' ') token_name.remove_suffix(1);
+      if (!token_name.empty()) connection_named.push_back(frontdoors::LowerAscii(token_name));
+      if (comma == std::string_view::npos) break;
+      pos = comma + 1;
+    }
+  }
+  std::string incoming_trace(Header(req, "traceparent"));
+  bool had_body = !body.empty() || req.has_content_length() || req.chunked();
+  for (auto it = req.begin(); it != req.end();) {
+    std::string name = frontdoors::LowerAscii(it->name_string());
+    bool drop = IsHopByHop(name) || name == "host" || name == "authorization" ||
+                name == "content-length" || name == "expect" || name == "traceparent" ||
+                name.rfind("x-aegis-", 0) == 0 || (route && name == route->credential_header) ||
+                std::find(connection_named.begin(), connection_named.end(), name) !=
+                    connection_named.end();
+    it = drop ? req.erase(it) : std::next(it);
+  }
+  req.target(up_target);
+  req.version(11);
+  req.set(http::field::host, origin.HostHeader());
+  if (route && !route->credential_header.empty()) {
+    req.set(route->credential_header, route->credential_value);
+  }
+  if (!traceparent.empty()) {
+    req.set("traceparent", traceparent);
+  } else if (!incoming_trace.empty()) {
+    req.set("traceparent", incoming_trace);
+  }
+  req.keep_alive(true);
+  req.body() = std::move(body);
+  if (had_body) req.prepare_payload();
 }
 
 template <typename Stream>
@@ -354,27 +417,40 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(const net::Url& origin
   co_return up;
 }
 
+awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Acquire(Worker& w, const net::Url& origin,
+                                                          Exchange& ex) {
+  std::unique_ptr<Upstream> up;
+  // A pooled connection first (the most recent, least likely closed by the upstream).
+  auto& pool = w.idle[origin.Origin()];
+  while (!pool.empty() && !up) {
+    up = std::move(pool.back());
+    pool.pop_back();
+    if (Clock::now() - up->idle_since > config.idle_timeout) up.reset();
+  }
+  if (up) {
+    up->reused = true;
+    upstream_reused.fetch_add(1, std::memory_order_relaxed);
+    co_return up;
+  }
+  up = co_await Connect(origin, ex);
+  if (up) upstream_new.fetch_add(1, std::memory_order_relaxed);
+  co_return up;
+}
+
+void Proxy::Impl::Release(Worker& w, std::unique_ptr<Upstream> up) {
+  auto& pool = w.idle[up->origin];
+  if (pool.size() >= config.max_idle_per_upstream || draining.load()) return;
+  up->idle_since = Clock::now();
+  up->lowest().expires_never();
+  pool.push_back(std::move(up));
+}
+
 awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Request& req) {
-  std::string key = origin.Origin();
   bool head = req.method() == http::verb::head;
   for (int attempt = 0;; ++attempt) {
     Exchange ex;
-    std::unique_ptr<Upstream> up;
-    // A pooled connection first (the most recent, least likely closed by the upstream).
-    auto& pool = w.idle[key];
-    while (!pool.empty() && !up) {
-      up = std::move(pool.back());
-      pool.pop_back();
-      if (Clock::now() - up->idle_since > config.idle_timeout) up.reset();
-    }
-    if (up) {
-      up->reused = true;
-      upstream_reused.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      up = co_await Connect(origin, ex);
-      if (!up) co_return ex;
-      upstream_new.fetch_add(1, std::memory_order_relaxed);
-    }
+    std::unique_ptr<Upstream> up = co_await Acquire(w, origin, ex);
+    if (!up) co_return ex;
     beast::error_code ec;
     up->lowest().expires_after(config.upstream_timeout);
     if (up->tls) {
@@ -385,7 +461,7 @@ awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Requ
     if (ec) {
       ex.wrote_nothing = true;
       ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kIo;
-      ex.message = StrCat("sending to ", key, " failed: ", ec.message());
+      ex.message = StrCat("sending to ", origin.Origin(), " failed: ", ec.message());
     } else if (up->tls) {
       co_await ReadResponse(*up->tls, *up, head, config.max_body_bytes, ex);
     } else {
@@ -399,12 +475,7 @@ awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Requ
       }
       co_return ex;
     }
-    if (ex.response.keep_alive() && pool.size() < config.max_idle_per_upstream &&
-        !draining.load()) {
-      up->idle_since = Clock::now();
-      up->lowest().expires_never();
-      pool.push_back(std::move(up));
-    }
+    if (ex.response.keep_alive()) Release(w, std::move(up));
     co_return ex;
   }
 }
@@ -482,6 +553,8 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     }
     upstream_path = target->path;
   }
+
+  if (route && route->mcp) co_return co_await HandleMcp(w, client, req, *route, *target);
 
   // 3. The call: request facts, params from the JSON body and the query, the agent.
   Json params = Json::EmptyObject();
@@ -651,46 +724,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     AppendQueryEncoded(raw_query, route->credential_value);
   }
   if (!raw_query.empty()) up_target += "?" + raw_query;
-  // Headers named in Connection are hop-by-hop too.
-  std::vector<std::string> connection_named;
-  if (auto c = Header(req, "connection"); !c.empty()) {
-    size_t pos = 0;
-    while (pos < c.size()) {
-      size_t comma = c.find(',', pos);
-      std::string_view token_name =
-          c.substr(pos, comma == std::string_view::npos ? comma : comma - pos);
-      while (!token_name.empty() && token_name.front() == ' ') token_name.remove_prefix(1);
-      while (!token_name.empty() && token_name.back() == ' ') token_name.remove_suffix(1);
-      if (!token_name.empty()) connection_named.push_back(frontdoors::LowerAscii(token_name));
-      if (comma == std::string_view::npos) break;
-      pos = comma + 1;
-    }
-  }
-  std::string incoming_trace(Header(req, "traceparent"));
-  bool had_body = !body.empty() || req.has_content_length() || req.chunked();
-  for (auto it = req.begin(); it != req.end();) {
-    std::string name = frontdoors::LowerAscii(it->name_string());
-    bool drop = IsHopByHop(name) || name == "host" || name == "authorization" ||
-                name == "content-length" || name == "expect" || name == "traceparent" ||
-                name.rfind("x-aegis-", 0) == 0 || (route && name == route->credential_header) ||
-                std::find(connection_named.begin(), connection_named.end(), name) !=
-                    connection_named.end();
-    it = drop ? req.erase(it) : std::next(it);
-  }
-  req.target(up_target);
-  req.version(11);
-  req.set(http::field::host, origin.HostHeader());
-  if (route && !route->credential_header.empty()) {
-    req.set(route->credential_header, route->credential_value);
-  }
-  if (!traceparent.empty()) {
-    req.set("traceparent", traceparent);
-  } else if (!incoming_trace.empty()) {
-    req.set("traceparent", incoming_trace);
-  }
-  req.keep_alive(true);
-  req.body() = std::move(body);
-  if (had_body) req.prepare_payload();
+  RewriteForUpstream(req, route, origin, up_target, traceparent, std::move(body));
 
   // 6. The exchange.
   active.fetch_add(1, std::memory_order_relaxed);
@@ -764,6 +798,348 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     if (status >= 200 && status != 204 && status != 304) up_res.prepare_payload();
     co_await http::async_write(client, up_res, asio::redirect_error(use_awaitable, ec));
   }
+  co_return !ec && keep_alive;
+}
+
+awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Request& req,
+                                       const Route& route, const RequestTarget& target) {
+  constexpr int kDoor = static_cast<int>(service::FrontDoor::kMcp);
+  bool keep_alive = req.keep_alive();
+  Response res;
+  res.version(11);
+  auto send = [&](Result result) -> awaitable<bool> {
+    Count(result);
+    if (result == kBadRequest || result == kNoRoute) decider.metrics().RecordBadRequest(kDoor);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    beast::error_code ec;
+    client.expires_after(config.request_timeout);
+    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec && keep_alive;
+  };
+  auto jsonrpc_error = [&](unsigned status, const Json* id, int code,
+                           std::string_view message) -> awaitable<bool> {
+    res.result(status);
+    res.set(http::field::content_type, "application/json");
+    res.body() = mcp::ErrorMessage(id, code, message);
+    co_return co_await send(kBadRequest);
+  };
+  // The endpoint: exactly the route's prefix (origin-form), or the server's own URL through
+  // HTTP_PROXY (absolute-form).
+  bool at_endpoint = target.form == RequestTarget::Form::kOrigin
+                         ? target.path == route.prefix || target.path == route.prefix + "/"
+                         : target.path == route.upstream.target;
+  if (!at_endpoint) {
+    ErrorResponse(res, 404, "no_route", "this MCP server is served at its route's prefix only");
+    co_return co_await send(kNoRoute);
+  }
+
+  // Who is calling: an agent token, or the x-aegis-agent header where tokens are not required.
+  std::vector<Json::Member> who;
+  for (auto [name, key] : {std::pair{"x-aegis-agent", "agent"}, {"x-aegis-tenant", "tenant"}}) {
+    std::string_view v = Header(req, name);
+    if (!v.empty()) who.push_back({key, Json::String(std::string(v))});
+  }
+  who.push_back({"tool", Json::String(route.tool)});
+  auto who_json = Json::Object(std::move(who));
+  engine::CallParseOptions parse;
+  parse.agent_from_token = identity != nullptr;
+  auto base = who_json.ok() ? engine::CallFromJson(*std::move(who_json),
+                                                   service::Decider::NowUnixNanos(), parse)
+                            : common::StatusOr<engine::CallContext>(who_json.status());
+  if (!base.ok()) co_return co_await jsonrpc_error(400, nullptr, mcp::kInvalidRequest,
+                                                   base.status().message());
+  std::string_view token = Header(req, "x-aegis-token");
+  if (token.empty()) token = service::Identity::BearerToken(Header(req, "authorization"));
+  std::string_view override_token = Header(req, "x-aegis-override");
+  if (identity) {
+    common::Status st = identity->ApplyCaller(token, override_token, *base);
+    if (!st.ok()) {
+      bool invalid = st.code() == common::StatusCode::kInvalidArgument;
+      if (!invalid) res.set(http::field::www_authenticate, "Bearer realm=\"aegis\"");
+      co_return co_await jsonrpc_error(invalid ? 400 : 401, nullptr, mcp::kInvalidRequest,
+                                       st.message());
+    }
+  } else if (!token.empty()) {
+    co_return co_await jsonrpc_error(401, nullptr, mcp::kInvalidRequest,
+                                     "agent tokens are not configured on this gateway");
+  } else {
+    base->override_token = std::string(override_token);
+  }
+  base->traceparent = std::string(Header(req, "traceparent"));
+
+  // A POSTed message: tools/call is decided here, tools/list is remembered to filter its answer.
+  std::string body = std::move(req.body());
+  std::optional<engine::Decision> decision;
+  std::optional<Json> list_id, call_id;
+  std::string traceparent;
+  if (req.method() == http::verb::post) {
+    auto message = common::ParseJson(body, {.max_bytes = config.max_body_bytes, .max_depth = 64});
+    if (!message.ok()) {
+      co_return co_await jsonrpc_error(400, nullptr, mcp::kParseError,
+                                       StrCat("Parse error: ", message.status().message()));
+    }
+    if (message->is_array()) {
+      co_return co_await jsonrpc_error(
+          400, nullptr, mcp::kInvalidRequest,
+          "JSON-RPC batches are not accepted (MCP 2025-06-18 removed them); send one message");
+    }
+    const Json* method = message->is_object() ? message->Find("method") : nullptr;
+    const Json* id = message->is_object() ? message->Find("id") : nullptr;
+    if (method && method->is_string() && method->as_string() == "tools/list" && id) list_id = *id;
+    if (method && method->is_string() && method->as_string() == "tools/call") {
+      const Json* params = message->Find("params");
+      const Json* name = params && params->is_object() ? params->Find("name") : nullptr;
+      const Json* arguments = params && params->is_object() ? params->Find("arguments") : nullptr;
+      if (!id || !name || !name->is_string() || (arguments && !arguments->is_object())) {
+        co_return co_await jsonrpc_error(200, id, mcp::kInvalidParams,
+                                         "tools/call needs an id, params.name (a string) and "
+                                         "params.arguments (an object, if given)");
+      }
+      engine::CallContext call = *base;
+      call.action = name->as_string();
+      if (arguments) call.params = *arguments;
+      // The tool name becomes the policy's action name: it must be one.
+      auto checked = engine::CallFromJson(
+          *Json::Object({{"agent", Json::String(call.agent)}, {"action", Json::String(call.action)}}),
+          call.now_unix_nanos, {});
+      if (!checked.ok()) {
+        co_return co_await jsonrpc_error(200, id, mcp::kInvalidParams,
+                                         StrCat("tool name: ", checked.status().message()));
+      }
+      call_id = *id;
+      decision = decider.Decide(call, service::FrontDoor::kMcp, &traceparent);
+      const engine::Decision& d = *decision;
+      policy::Effect effect = d.effective();
+      if (effect != policy::Effect::kAllow && effect != policy::Effect::kSanitize) {
+        res.result(http::status::ok);
+        DecisionHeaders(d, res);
+        if (!d.approval_id.empty()) res.set("x-aegis-approval-id", d.approval_id);
+        res.set(http::field::content_type, "application/json");
+        res.body() = mcp::RefusalResult(*id, *common::ParseJson(d.ToJson()));
+        co_return co_await send(kRefused);
+      }
+      if (effect == policy::Effect::kSanitize && d.sanitized_params) {
+        Json rewritten = *message;
+        for (auto& [key, value] : rewritten.mutable_object()) {
+          if (key != "params") continue;
+          value.Set("arguments", *d.sanitized_params);
+        }
+        body = rewritten.Canonical();
+      }
+    }
+  }
+
+  std::string up_target = route.upstream.target;
+  if (target.has_query) up_target += "?" + target.query;
+  RewriteForUpstream(req, &route, route.upstream, up_target, traceparent, std::move(body));
+  auto offered = [&](std::string_view tool_name) {
+    engine::CallContext call = *base;
+    call.action = std::string(tool_name);
+    return decider.Offers(call);
+  };
+  auto transform = [&](Json& message) {
+    const Json* id = message.is_object() ? message.Find("id") : nullptr;
+    if (!id || message.Find("method")) return false;  // requests and notifications pass
+    if (list_id && *id == *list_id) return mcp::FilterTools(message, offered) > 0;
+    if (call_id && *id == *call_id && route.redact_results) {
+      for (auto& [key, value] : message.mutable_object()) {
+        if (key == "result") return response_redactor.RedactJson(value, {}).replaced > 0;
+      }
+    }
+    return false;
+  };
+  active.fetch_add(1, std::memory_order_relaxed);
+  bool again = co_await Relay(w, client, route.upstream, req, transform,
+                              decision ? &*decision : nullptr, keep_alive);
+  if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
+    std::lock_guard lock(mu);
+    idle_cv.notify_all();
+  }
+  co_return again;
+}
+
+namespace {
+
+// Reads the rest of a response body into `out`, up to `max` bytes.
+template <typename Stream>
+awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
+                                       http::response_parser<http::buffer_body>& p,
+                                       std::string& out, size_t max) {
+  std::array<char, 16384> buf;
+  beast::error_code ec;
+  while (!p.is_done()) {
+    p.get().body().data = buf.data();
+    p.get().body().size = buf.size();
+    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return ec;
+    out.append(buf.data(), buf.size() - p.get().body().size);
+    if (out.size() > max) co_return beast::error_code(http::error::body_limit);
+  }
+  co_return ec;
+}
+
+// Streams server-sent events to the client as chunks, each through `transform`.
+template <typename Stream>
+awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
+                            http::response_parser<http::buffer_body>& p,
+                            beast::tcp_stream& client, size_t max_event,
+                            std::chrono::milliseconds write_timeout,
+                            const std::function<bool(Json&)>& transform) {
+  std::array<char, 16384> buf;
+  mcp::SseSplitter events;
+  beast::error_code ec;
+  while (!p.is_done()) {
+    p.get().body().data = buf.data();
+    p.get().body().size = buf.size();
+    up.lowest().expires_never();  // a stream may stay quiet for long
+    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+    if (!events.Feed(std::string_view(buf.data(), buf.size() - p.get().body().size), max_event)) {
+      co_return false;
+    }
+    std::string out;
+    while (auto event = events.Next()) {
+      if (auto data = mcp::EventData(*event)) {
+        auto message = common::ParseJson(*data, {.max_bytes = max_event, .max_depth = 128});
+        if (message.ok() && transform(*message)) {
+          *event = mcp::ReplaceEventData(*event, message->Canonical());
+        }
+      }
+      out += *event;
+    }
+    if (out.empty()) continue;
+    client.expires_after(write_timeout);
+    co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+                               asio::redirect_error(use_awaitable, ec));
+    client.expires_never();
+    if (ec) co_return false;
+  }
+  client.expires_after(write_timeout);
+  co_await asio::async_write(client, http::make_chunk_last(),
+                             asio::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
+}  // namespace
+
+awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
+                                   Request& req, const std::function<bool(Json&)>& transform,
+                                   const engine::Decision* d, bool keep_alive) {
+  std::unique_ptr<Upstream> up;
+  std::optional<http::response_parser<http::buffer_body>> p;
+  Exchange ex;
+  beast::error_code ec;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ex = Exchange{};
+    up = co_await Acquire(w, origin, ex);
+    if (!up) break;
+    up->lowest().expires_after(config.upstream_timeout);
+    p.emplace();
+    p->header_limit(64 * 1024);
+    p->body_limit(boost::none);
+    if (up->tls) {
+      co_await http::async_write(*up->tls, req, asio::redirect_error(use_awaitable, ec));
+      if (!ec) {
+        co_await http::async_read_header(*up->tls, up->buffer, *p,
+                                         asio::redirect_error(use_awaitable, ec));
+      }
+    } else {
+      co_await http::async_write(*up->plain, req, asio::redirect_error(use_awaitable, ec));
+      if (!ec) {
+        co_await http::async_read_header(*up->plain, up->buffer, *p,
+                                         asio::redirect_error(use_awaitable, ec));
+      }
+    }
+    if (!ec) break;
+    bool retry = up->reused && !p->got_some() && ec != beast::error::timeout;
+    ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kIo;
+    ex.message = StrCat("exchange with ", origin.Origin(), " failed: ", ec.message());
+    up.reset();
+    if (!retry) break;
+  }
+  Response res;
+  res.version(11);
+  if (!up) {
+    if (d && d->reserved) {
+      if (limits::LimitStore* limits = decider.store().limits()) {
+        (void)limits->Settle(d->id_view(), 0, service::Decider::NowUnixNanos(), d->tenant);
+      }
+    }
+    bool timeout = ex.error == UpstreamError::kTimeout;
+    Log("warn", StrCat("proxy: mcp: ", ex.message));
+    ErrorResponse(res, timeout ? 504 : 502, timeout ? "upstream_timeout" : "upstream_unavailable",
+                  ex.message);
+    if (d) DecisionHeaders(*d, res);
+    Count(timeout ? kUpstreamTimeout : kUpstreamError);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    client.expires_after(config.request_timeout);
+    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec && keep_alive;
+  }
+  Count(kForwarded);
+  const auto& head = p->get();
+  std::string content_type(head[http::field::content_type]);
+  bool sse = frontdoors::LowerAscii(content_type).rfind("text/event-stream", 0) == 0;
+  // The response header for the client: the upstream's, less hop-by-hop, plus the decision's.
+  http::response<http::empty_body> out_head;
+  out_head.version(11);
+  out_head.result(head.result_int());
+  out_head.reason(head.reason());
+  for (const auto& field : head) {
+    std::string name = frontdoors::LowerAscii(field.name_string());
+    if (IsHopByHop(name) || name == "content-length" || name.rfind("x-aegis-", 0) == 0) continue;
+    out_head.insert(field.name_string(), field.value());
+  }
+  if (d) {
+    out_head.set("x-aegis-decision", std::string(policy::EffectName(d->outcome)));
+    out_head.set("x-aegis-decision-id", std::string(d->id_view()));
+    out_head.set("x-aegis-policy-version", d->policy->version);
+  }
+  if (sse) {
+    out_head.chunked(true);
+    out_head.keep_alive(keep_alive);
+    http::response_serializer<http::empty_body> sr(out_head);
+    client.expires_after(config.request_timeout);
+    co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
+    client.expires_never();
+    if (ec) co_return false;
+    bool ok = up->tls ? co_await RelayEvents(*up->tls, *up, *p, client, config.max_body_bytes,
+                                             config.request_timeout, transform)
+                      : co_await RelayEvents(*up->plain, *up, *p, client, config.max_body_bytes,
+                                             config.request_timeout, transform);
+    if (ok && p->keep_alive()) Release(w, std::move(up));
+    co_return ok && keep_alive;
+  }
+  std::string body;
+  ec = up->tls ? co_await ReadWhole(*up->tls, *up, *p, body, config.max_body_bytes)
+               : co_await ReadWhole(*up->plain, *up, *p, body, config.max_body_bytes);
+  if (ec) {
+    ErrorResponse(res, 502, "upstream_unavailable",
+                  StrCat("reading the MCP server's response failed: ", ec.message()));
+    if (d) DecisionHeaders(*d, res);
+    res.keep_alive(false);
+    res.prepare_payload();
+    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_return false;
+  }
+  if (p->keep_alive()) Release(w, std::move(up));
+  if (IsJsonType(content_type) && !body.empty()) {
+    auto message = common::ParseJson(body, {.max_bytes = config.max_body_bytes, .max_depth = 128});
+    if (message.ok() && transform(*message)) body = message->Canonical();
+  }
+  res.result(out_head.result_int());
+  res.reason(out_head.reason());
+  for (const auto& field : out_head) res.insert(field.name_string(), field.value());
+  res.body() = std::move(body);
+  res.keep_alive(keep_alive);
+  int status = res.result_int();
+  if (status >= 200 && status != 204 && status != 304) res.prepare_payload();
+  client.expires_after(config.request_timeout);
+  co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
   co_return !ec && keep_alive;
 }
 

@@ -45,10 +45,12 @@ struct Route {
   std::string cost_header;             // lower case
   std::vector<std::string> cost_json;  // path segments
   bool tunnel = false;
+  bool mcp = false;  // an MCP server: upstream.target is its endpoint
+  bool redact_results = false;
 };
 
 // Validates the configured routes and reads their secrets: upstream an http(s) URL without
-// path, query or userinfo; prefix "/" followed by path characters, no trailing '/', unique and
+// path (an MCP server's may have one), query or userinfo; prefix "/" followed by path characters, no trailing '/', unique and
 // not nested in another; at most one of credential header and query, with a secret from
 // exactly one of secret_env (looked up with `getenv`) and secret_file (mode 0600 or stricter,
 // one line); format containing "{secret}". Errors (InvalidArgument) name the route and the field,

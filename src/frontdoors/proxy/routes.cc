@@ -60,7 +60,10 @@ common::StatusOr<std::vector<Route>> BuildRoutes(
     r.prefix = c.prefix;
     auto url = net::ParseUrl(c.upstream);
     if (!url.ok()) return fail("upstream", url.status().message());
-    if (url->target != "/") return fail("upstream", "must be scheme://host[:port] without a path");
+    if (!c.mcp && url->target != "/") {
+      return fail("upstream", "must be scheme://host[:port] without a path");
+    }
+    if (url->target.find('?') != std::string::npos) return fail("upstream", "has a query");
     r.upstream = *url;
     if (r.prefix.size() < 2 || r.prefix[0] != '/' || r.prefix.back() == '/' ||
         r.prefix.find("//") != std::string::npos) {
@@ -134,6 +137,12 @@ common::StatusOr<std::vector<Route>> BuildRoutes(
       return fail("cost_header", "and cost_json exclude each other");
     }
     r.tunnel = c.tunnel;
+    r.mcp = c.mcp;
+    r.redact_results = c.redact_results;
+    if (!r.mcp && r.redact_results) return fail("redact_results", "is for MCP routes (mcp: true)");
+    if (r.mcp && (r.tunnel || r.redact_response || !r.cost_header.empty() || !r.cost_json.empty())) {
+      return fail("mcp", "routes take none of tunnel, redact_response, cost_header, cost_json");
+    }
     out.push_back(std::move(r));
   }
   return out;
