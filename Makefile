@@ -31,13 +31,15 @@ test: unit unit-asan
 
 # Engine and condition benchmarks with Cedar and cel-js; the HTTP decide API against nginx;
 # the decide API with limits in memory and on Redis, with agent tokens, with audit and traces;
-# Envoy ext_authz gRPC Check. Each prints its table; none asserts.
+# the sidecar proxy against direct calls and nginx proxying the same upstream; Envoy ext_authz
+# gRPC Check. Each prints its table; none asserts.
 bench: build
 	@scripts/bench.sh
 	@scripts/bench-http.sh
 	@scripts/bench-limits.sh
 	@scripts/bench-identity.sh
 	@scripts/bench-record.sh
+	@scripts/bench-proxy.sh
 	@scripts/bench-grpc.sh
 
 FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz extauthz_grpc_fuzz
