@@ -949,10 +949,13 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
     }
     return false;
   };
-  active.fetch_add(1, std::memory_order_relaxed);
+  // A GET is the server's event stream, open for the whole session: not a request in flight
+  // that a drain should wait for.
+  bool counted = req.method() != http::verb::get;
+  if (counted) active.fetch_add(1, std::memory_order_relaxed);
   bool again = co_await Relay(w, client, route.upstream, req, transform,
                               decision ? &*decision : nullptr, keep_alive);
-  if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
+  if (counted && active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
     std::lock_guard lock(mu);
     idle_cv.notify_all();
   }
