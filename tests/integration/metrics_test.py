@@ -592,9 +592,8 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(total(tool="ehr"), 4)
 
     def test_requests_refused_before_a_decision_are_counted_under_their_front_door(self):
-        # KNOWN BUG (reported): HttpApi::ApplyCaller (http_api_identity.cc) counts its refusals
-        # (no agent, a bad agent token) under decide_api whichever front door called it, so
-        # today this reads decide_api 2, authz_http 1.
+        # The authz request without an agent is refused by HttpApi::ApplyCaller, shared by both
+        # doors: it must still count under the door that called it.
         bad = {l["front_door"]: v for l, v in self.metrics.samples("aegis_bad_requests_total")}
         self.assertLessEqual({"decide_api", "authz_http", "extauthz_grpc", "cli"}, set(bad))
         self.assertEqual({door: n for door, n in bad.items() if n},
@@ -714,10 +713,7 @@ class MetricsTest(unittest.TestCase):
         # Reloads made no decisions.
         self.assertEqual(sum(v for _, v in e.samples("aegis_decisions_total")), DECISIONS)
 
-    # -- the audit writer
-    #
-    # AUDIT WRITER SERIES (audit::Writer::AppendMetrics): written together with the audit work
-    # that puts them on /metrics. Until that lands, this test fails; it is meant to stay enabled.
+    # -- the audit writer (audit::Writer::AppendMetrics, through a Metrics collector)
 
     def test_audit_writer_series(self):
         for name, type_ in (("aegis_audit_records_total", "counter"),
@@ -759,9 +755,8 @@ class MadeUpTenantTest(unittest.TestCase):
             shutil.rmtree(cls.tmp, ignore_errors=True)
         assert code == 0, cls.aegis.output()
 
-    # KNOWN BUG (reported): service::Decider labels the tenant with whatever the call says once
-    # the agent is found, and a bundle-wide agent is found for any tenant; past the series cap,
-    # Metrics folds only the agent into "_other", so such tenants still add series.
+    # A bundle-wide agent is found for any tenant, so knowing the agent is not enough: the
+    # Decider must also know the tenant before using its name.
     def test_an_undeclared_tenant_is_not_a_label(self):
         status, decision, _ = decide(self.aegis, "research-agent", "search", "query",
                                      tenant=MADE_UP_TENANT)
