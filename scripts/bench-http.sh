@@ -138,4 +138,4 @@ printf '%-36s %14s %14s  %s\n' "p99 ms at ~half rate ($half_rps/s)" "$half_p99" 
   "$(verdict "$half_p99 <= 2")"
 printf '%-36s %14s %14s  %s\n' "aegis / nginx requests/s" "${best_ratio}x" ">= 0.5x" \
   "$(verdict "$best_ratio >= 0.5")"
-exit $bench_failed
+exit "$(bench_status)"

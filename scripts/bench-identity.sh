@@ -94,4 +94,4 @@ for name in plain token; do
   printf '%-8s %12s %10s %10s %9sx\n' "$name" "$r" "$(ms "$(median <<<"${p50[$name]}")")" \
     "$(ms "$(median <<<"${p99[$name]}")")" "$(awk -v a="$r" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
 done
-exit $bench_failed
+exit "$(bench_status)"

@@ -40,18 +40,29 @@ check_allowed() {
   fi
 }
 
-# run_wrk URL THREADS CONNECTIONS SECONDS: prints wrk's result line; sets bench_failed=1 when
-# the run saw errors or non-2xx answers.
-bench_failed=0
+# run_wrk URL THREADS CONNECTIONS SECONDS: prints wrk's result line. A run with errors or
+# non-2xx answers is remembered in a marker file (callers capture run_wrk's output in $(...), a
+# subshell, where a variable would be lost); bench_status turns it into the exit status.
+bench_marker=$(mktemp /tmp/aegis-bench-failed.XXXXXX)
+rm -f "$bench_marker"
 run_wrk() {
   local out line
   out=$(wrk -t "$2" -c "$3" -d "${4}s" --timeout 5s -s bench/http/decide.lua "$1")
   line=$(grep '^wrk-result' <<<"$out") || { echo "$out" >&2; return 1; }
   if ! grep -q 'errors=0 non2xx=0' <<<"$line"; then
     echo "bench: errors in run against $1: $line" >&2
-    bench_failed=1
+    touch "$bench_marker"
   fi
   echo "$line"
+}
+# bench_status: 1 if any run_wrk saw errors, else 0 (use as `exit $(bench_status)`).
+bench_status() {
+  if [[ -e $bench_marker ]]; then
+    rm -f "$bench_marker"
+    echo 1
+  else
+    echo 0
+  fi
 }
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }

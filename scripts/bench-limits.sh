@@ -109,4 +109,4 @@ redis_calls=$(redis-cli -p "$redis_port" info commandstats | grep -E '^cmdstat_(
   sed 's/^[^:]*:calls=\([0-9]*\).*/\1/' | awk '{ n += $1 } END { print n }')
 echo
 echo "redis: $redis_calls script calls in all (one per limited decision: EVALSHA, EVAL on a cold cache)"
-exit $bench_failed
+exit "$(bench_status)"

@@ -80,4 +80,4 @@ for name in off audit traced; do
     "$(ms "$(median <<<"${p99[$name]}")")" "$(awk -v a="$r" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
 done
 "$AEGIS" audit verify "$work/audit/audit" >/dev/null 2>&1 || true
-exit $bench_failed
+exit "$(bench_status)"
