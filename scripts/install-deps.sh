@@ -12,6 +12,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   nodejs python3
+  # rsyslogd, the syslog receiver of tests/integration/audit_sinks_test.py, which runs its own
+  # instance (own config, loopback ports, pid file). The package's own service holds no
+  # network port with Debian's default /etc/rsyslog.conf, and in a container without an init
+  # (policy-rc.d) it is not started at all.
+  rsyslog
 )
 
 missing=()

@@ -331,7 +331,10 @@ class FileTransport : public Transport {
 
   // Writes all of `data`, looping over short writes and EINTR. A regular file is written as
   // is (the timeout cannot apply); a pipe, terminal or socket (stdout) is waited on with poll
-  // and written at most PIPE_BUF bytes at a time, which a writable pipe takes without blocking.
+  // and written at most PIPE_BUF bytes at a time, which a writable pipe takes without blocking
+  // and in one piece: each write ends at a line's end when one fits, so other writers sharing
+  // the pipe (log lines on stderr under systemd or a container runtime) cannot land inside a
+  // line of at most PIPE_BUF bytes.
   common::Status WriteAll(std::string_view data, Clock::time_point deadline, size_t* written) {
     *written = 0;
     while (*written < data.size()) {
@@ -339,7 +342,10 @@ class FileTransport : public Transport {
         return common::UnavailableError(StrCat("write to ", Where(), ": timed out"));
       }
       size_t chunk = data.size() - *written;
-      if (!regular_) chunk = std::min<size_t>(chunk, PIPE_BUF);
+      if (!regular_ && chunk > PIPE_BUF) {
+        size_t end = data.substr(*written, PIPE_BUF).rfind('\n');
+        chunk = end == std::string_view::npos ? PIPE_BUF : end + 1;
+      }
       ssize_t n = ::write(fd_, data.data() + *written, chunk);
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;

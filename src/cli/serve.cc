@@ -48,7 +48,12 @@ void Log(const service::Config& config, std::string_view level, const std::strin
     return 1;
   };
   if (rank(level) < rank(config.log_level)) return;
-  std::cerr << "aegis: " << level << ": " << message << std::endl;
+  // One write(2) per line: threads log concurrently (the audit sinks among them) and stdout
+  // (the stdout sink's trail lines) often shares the stream, so a line written in pieces
+  // could be cut by another.
+  std::string line = "aegis: " + std::string(level) + ": " + message + "\n";
+  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  std::cerr.flush();
 }
 
 std::map<std::string, std::string> Environment() {
@@ -246,8 +251,12 @@ int Serve(const std::vector<std::string>& args) {
   // The audit trail: every decision recorded, off the hot path (docs/audit.md), and its lines
   // shipped to the configured sinks once durable (docs/audit-sinks.md).
   if (!config.audit_sinks.empty() && !config.audit_enabled) {
-    std::cerr << "aegis: serve: audit: sinks ship the audit trail's lines; they need "
-                 "audit.enabled: true\n";
+    std::string names;
+    for (const auto& sink : config.audit_sinks) {
+      names += (names.empty() ? "\"" : ", \"") + sink.name + "\"";
+    }
+    std::cerr << "aegis: serve: audit: sinks ship the audit trail's lines; audit.sinks ("
+              << names << ") need audit.enabled: true\n";
     return kFailed;
   }
   std::unique_ptr<audit::Sinks> audit_sinks;
