@@ -98,6 +98,10 @@ void HttpApi::Handle(const net::HttpRequest& request, net::HttpResponse& respons
     if (only(http::verb::post, "POST")) Decide(request, response);
     return;
   }
+  if (path == "/v1/fail-open") {
+    if (only(http::verb::post, "POST")) FailOpenReport(request, response);
+    return;
+  }
   if (path == "/v1/offers") {
     if (only(http::verb::post, "POST")) Offers(request, response);
     return;
@@ -206,6 +210,51 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
   std::string traceparent;
   Respond(decider_.Decide(*call, FrontDoor::kDecideApi, &traceparent), true, response);
   if (!traceparent.empty()) response.set("traceparent", traceparent);
+}
+
+// Calls an SDK ran in fail_open mode while Aegis was unreachable, reported once it is back:
+// {"calls": [call JSON as /v1/decide takes it, ...]} (at most 1000) -> {"decisions": [...]}.
+// Each is decided now and recorded (audit trail, budgets, metrics) under front door
+// fail_open_report, so nothing that ran goes unrecorded; the decisions say whether the policy
+// would have allowed them.
+void HttpApi::FailOpenReport(const net::HttpRequest& request, net::HttpResponse& response) const {
+  constexpr int kDoor = static_cast<int>(FrontDoor::kFailOpenReport);
+  if (!IsJson(request)) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(415, "unsupported_media_type", "send application/json", response);
+  }
+  if (!store_.Active()) return ErrorResponse(503, "not_ready", "no policy is loaded yet", response);
+  auto body = common::ParseJson(request.body(), {.max_bytes = max_body_bytes_, .max_depth = 64});
+  const Json* calls = body.ok() && body->is_object() && body->as_object().size() == 1
+                          ? body->Find("calls")
+                          : nullptr;
+  if (!calls || !calls->is_array() || calls->as_array().size() > 1000) {
+    decider_.metrics().RecordBadRequest(kDoor);
+    return ErrorResponse(400, "invalid_request",
+                         "send {\"calls\": [call, ...]} with at most 1000 calls", response);
+  }
+  // Every call is checked before any is recorded: a bad report records nothing.
+  engine::CallParseOptions options;
+  options.agent_from_token = identity_ != nullptr;
+  std::vector<engine::CallContext> parsed;
+  for (size_t i = 0; i < calls->as_array().size(); ++i) {
+    auto call = engine::CallFromJson(calls->as_array()[i], service::Decider::NowUnixNanos(),
+                                     options);
+    if (!call.ok()) {
+      decider_.metrics().RecordBadRequest(kDoor);
+      return ErrorResponse(400, "invalid_call", StrCat("call ", i, ": ", call.status().message()),
+                           response);
+    }
+    if (!ApplyCaller(request, FrontDoor::kFailOpenReport, *call, response)) return;
+    parsed.push_back(*std::move(call));
+  }
+  std::string out = "{\"decisions\":[";
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    if (i) out += ',';
+    out += decider_.Decide(parsed[i], FrontDoor::kFailOpenReport).ToJson();
+  }
+  out += "]}";
+  JsonBody(200, std::move(out), response);
 }
 
 // Which of a tool's actions the agent could ever be allowed (engine::Engine::Offers): for

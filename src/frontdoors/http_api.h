@@ -32,6 +32,7 @@ class HttpApi {
   void Decide(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Authorize(const net::HttpRequest& request, net::HttpResponse& response) const;
   void Offers(const net::HttpRequest& request, net::HttpResponse& response) const;
+  void FailOpenReport(const net::HttpRequest& request, net::HttpResponse& response) const;
   void PolicyInfo(net::HttpResponse& response) const;
   void Versions(net::HttpResponse& response) const;
   void Reload(net::HttpResponse& response) const;

@@ -32,7 +32,7 @@ void Unauthorized(std::string_view message, net::HttpResponse& response) {
 bool HttpApi::ApplyCaller(const net::HttpRequest& request, service::FrontDoor door,
                           engine::CallContext& call, net::HttpResponse& response) const {
   std::string_view token = Header(request, "x-aegis-token");
-  if (token.empty() && door == service::FrontDoor::kDecideApi) {
+  if (token.empty() && door != service::FrontDoor::kAuthzHttp) {
     token = service::Identity::BearerToken(Header(request, "authorization"));
   }
   std::string_view override_token = Header(request, "x-aegis-override");

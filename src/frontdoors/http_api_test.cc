@@ -67,6 +67,40 @@ TEST_F(HttpApiTest, DecideAnswersWithStatusHeadersAndDecision) {
   EXPECT_EQ(Body(r).Find("reasons")->as_array()[0].Find("rule")->as_string(), "payment-ceiling");
 }
 
+// /v1/offers lists the actions an agent could be allowed; /v1/fail-open decides and records
+// calls an SDK ran while Aegis was down, all or nothing.
+TEST_F(HttpApiTest, OffersAndFailOpenReports) {
+  auto r = Send(http::verb::post, "/v1/offers",
+                R"({"agent":"finance-agent","tool":"stripe",
+                    "actions":["create_payment","get_payment","teleport"]})");
+  EXPECT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r.body(), R"({"offered":["create_payment","get_payment"]})");
+  r = Send(http::verb::post, "/v1/offers",
+           R"({"agent":"intern-bot","tool":"stripe","actions":["create_payment"]})");
+  EXPECT_EQ(r.body(), R"({"offered":[]})");
+  EXPECT_EQ(Send(http::verb::post, "/v1/offers", R"({"agent":"a","tool":"t"})").result_int(), 400);
+
+  r = Send(http::verb::post, "/v1/fail-open",
+           R"({"calls":[{"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                         "params":{"amount":120}},
+                        {"agent":"finance-agent","tool":"stripe","action":"create_payment",
+                         "params":{"amount":7000}}]})");
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  const common::Json body = Body(r);
+  ASSERT_EQ(body.Find("decisions")->as_array().size(), 2u);
+  EXPECT_EQ(body.Find("decisions")->as_array()[0].Find("decision")->as_string(), "allow");
+  EXPECT_EQ(body.Find("decisions")->as_array()[1].Find("decision")->as_string(),
+            "approval_needed");
+  EXPECT_THAT(metrics_.Render(), HasSubstr("front_door=\"fail_open_report\",decision=\"allow\""));
+  // One bad call refuses the whole report: nothing of it is recorded.
+  r = Send(http::verb::post, "/v1/fail-open",
+           R"({"calls":[{"agent":"finance-agent","tool":"stripe","action":"create_payment"},
+                        {"agent":"finance agent"}]})");
+  EXPECT_EQ(r.result_int(), 400);
+  EXPECT_THAT(r.body(), HasSubstr("call 1"));
+  EXPECT_EQ(Send(http::verb::post, "/v1/fail-open", R"({"calls":{}})").result_int(), 400);
+}
+
 TEST_F(HttpApiTest, BadRequestsGetJsonErrorsAndNeverADecision) {
   struct Case {
     http::verb method;

@@ -22,6 +22,8 @@ std::string_view FrontDoorName(FrontDoor f) {
       return "proxy";
     case FrontDoor::kMcp:
       return "mcp";
+    case FrontDoor::kFailOpenReport:
+      return "fail_open_report";
   }
   return "unknown";
 }

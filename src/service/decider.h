@@ -18,7 +18,8 @@
 namespace aegis::service {
 
 // Which front door a decision came through, for metrics and logs.
-enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli, kProxy, kMcp };
+// kFailOpenReport: calls an SDK ran while Aegis was unreachable (fail_open), reported afterwards.
+enum class FrontDoor { kDecideApi, kAuthzHttp, kExtAuthzGrpc, kCli, kProxy, kMcp, kFailOpenReport };
 std::string_view FrontDoorName(FrontDoor f);
 
 class Decider {

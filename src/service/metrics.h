@@ -20,7 +20,7 @@ namespace aegis::service {
 
 class Metrics {
  public:
-  static constexpr int kFrontDoors = 6;  // FrontDoor values
+  static constexpr int kFrontDoors = 7;  // FrontDoor values
   static constexpr int kEffects = 4;     // policy::Effect values
   // Upper bounds of the latency buckets, in seconds.
   static constexpr std::array<double, 12> kLatencyBuckets = {
