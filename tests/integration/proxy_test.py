@@ -171,8 +171,14 @@ def patient_answer(handler):
                                             "name": "Jane Roe"}}).encode()
 
 
+# A response larger than the proxy's max_body_bytes (10 MiB by default): it must be streamed.
+BIG_EXPORT = bytes(range(256)) * (24 * 4096)  # 24 MiB
+
+
 def stripe_answer(handler):
     """The stripe stand-in reports the actual cost of usage records: $0.25 each."""
+    if handler.path == "/v1/exports/big":
+        return 200, [("X-Upstream", "stripe")], BIG_EXPORT
     headers = [("X-Cost-Usd", "0.25")] if handler.path.startswith("/v1/usage_records") else []
     headers.append(("X-Upstream", "stripe"))
     return 200, headers, json.dumps({"upstream": "stripe", "path": handler.path}).encode()
@@ -692,6 +698,13 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(after["aegis_proxy_active_requests"], 0)
 
     # --- 12. keep-alive and the upstream pool --------------------------------------------------
+
+    def test_a_response_larger_than_max_body_bytes_is_streamed_whole(self):
+        status, headers, data = self.proxy("GET", "/stripe/v1/exports/big")
+        self.assertEqual(status, 200, data[:200])
+        self.assertEqual(headers["x-aegis-decision"], "allow")
+        self.assertEqual(int(headers["content-length"]), len(BIG_EXPORT))
+        self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(BIG_EXPORT).hexdigest())
 
     def test_keep_alive_client_connection_and_pooled_upstream_connections(self):
         before = self.metrics()

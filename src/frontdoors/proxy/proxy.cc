@@ -23,6 +23,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -200,9 +201,12 @@ struct Proxy::Impl {
                             const Route& route, const RequestTarget& target);
   // Sends `req` and streams the response to the client; each JSON-RPC message in it (a JSON
   // body or server-sent events) goes through `transform`, which returns whether it changed it.
+  // Without a transform the body is streamed as it comes, whatever its size. `on_header`
+  // (optional) sees the upstream's response header first (the actual cost).
   awaitable<bool> Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
                         Request& req, const std::function<bool(Json&)>& transform,
-                        const engine::Decision* d, bool keep_alive);
+                        const engine::Decision* d, bool keep_alive,
+                        const std::function<void(const http::fields&)>& on_header = nullptr);
   awaitable<std::unique_ptr<Upstream>> Connect(const net::Url& origin, Exchange& ex);
 
   const Route* RouteForPath(std::string_view path) const {
@@ -726,7 +730,24 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
   if (!raw_query.empty()) up_target += "?" + raw_query;
   RewriteForUpstream(req, route, origin, up_target, traceparent, std::move(body));
 
-  // 6. The exchange.
+  // 6. The exchange. A response nothing needs to read (no redaction, no cost in its JSON) is
+  // streamed to the client as it arrives, whatever its size; otherwise it is read whole.
+  bool read_whole = route && (route->redact_response || !route->cost_json.empty());
+  if (!read_whole) {
+    auto cost_from_header = [&](const http::fields& fields) {
+      if (!route || route->cost_header.empty()) return;
+      auto it = fields.find(route->cost_header);
+      if (it == fields.end()) return;
+      if (auto usd = ParseCost(it->value()); usd && std::isfinite(*usd) && *usd >= 0) settle(*usd);
+    };
+    active.fetch_add(1, std::memory_order_relaxed);
+    bool again = co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header);
+    if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
+      std::lock_guard lock(mu);
+      idle_cv.notify_all();
+    }
+    co_return again;
+  }
   active.fetch_add(1, std::memory_order_relaxed);
   Exchange ex = co_await Forward(w, origin, req);
   if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
@@ -1026,11 +1047,52 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
   co_return !ec;
 }
 
+// Streams a response body to the client as it arrives, under `head` (its framing set by the
+// caller): no buffering, whatever the size.
+template <typename Stream>
+awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<http::buffer_body>& p,
+                          beast::tcp_stream& client, http::response<http::empty_body>& head,
+                          std::chrono::milliseconds write_timeout) {
+  http::response<http::buffer_body> out{std::move(head)};
+  http::response_serializer<http::buffer_body> sr(out);
+  beast::error_code ec;
+  client.expires_after(write_timeout);
+  out.body().data = nullptr;
+  out.body().more = !p.is_done();
+  co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  std::array<char, 16384> buf;
+  while (!p.is_done()) {
+    p.get().body().data = buf.data();
+    p.get().body().size = buf.size();
+    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+    out.body().data = buf.data();
+    out.body().size = buf.size() - p.get().body().size;
+    out.body().more = !p.is_done();
+    client.expires_after(write_timeout);
+    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return false;
+  }
+  if (!sr.is_done()) {
+    out.body().data = nullptr;
+    out.body().size = 0;
+    out.body().more = false;
+    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+  }
+  co_return !ec;
+}
+
 }  // namespace
 
 awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
                                    Request& req, const std::function<bool(Json&)>& transform,
-                                   const engine::Decision* d, bool keep_alive) {
+                                   const engine::Decision* d, bool keep_alive,
+                                   const std::function<void(const http::fields&)>& on_header) {
+  bool head_request = req.method() == http::verb::head;
   std::unique_ptr<Upstream> up;
   std::optional<http::response_parser<http::buffer_body>> p;
   Exchange ex;
@@ -1042,7 +1104,8 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     up->lowest().expires_after(config.upstream_timeout);
     p.emplace();
     p->header_limit(64 * 1024);
-    p->body_limit(boost::none);
+    p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
+    if (head_request) p->skip(true);
     if (up->tls) {
       co_await http::async_write(*up->tls, req, asio::redirect_error(use_awaitable, ec));
       if (!ec) {
@@ -1085,6 +1148,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
   }
   Count(kForwarded);
   const auto& head = p->get();
+  if (on_header) on_header(head);
   std::string content_type(head[http::field::content_type]);
   bool sse = frontdoors::LowerAscii(content_type).rfind("text/event-stream", 0) == 0;
   // The response header for the client: the upstream's, less hop-by-hop, plus the decision's.
@@ -1101,6 +1165,27 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     out_head.set("x-aegis-decision", std::string(policy::EffectName(d->outcome)));
     out_head.set("x-aegis-decision-id", std::string(d->id_view()));
     out_head.set("x-aegis-policy-version", d->policy->version);
+  }
+  if (!transform) {
+    // As it comes: the upstream's framing kept (its Content-Length, or chunked).
+    if (auto length = p->content_length()) {
+      out_head.content_length(*length);
+    } else if (!head_request && head.result_int() >= 200 && head.result_int() != 204 &&
+               head.result_int() != 304) {
+      out_head.chunked(true);
+    }
+    if (head_request) {
+      if (auto it = head.find(http::field::content_length); it != head.end()) {
+        out_head.set(http::field::content_length, it->value());
+      }
+    }
+    out_head.keep_alive(keep_alive);
+    bool ok = up->tls ? co_await StreamRaw(*up->tls, *up, *p, client, out_head,
+                                           config.request_timeout)
+                      : co_await StreamRaw(*up->plain, *up, *p, client, out_head,
+                                           config.request_timeout);
+    if (ok && p->keep_alive()) Release(w, std::move(up));
+    co_return ok && keep_alive;
   }
   if (sse) {
     out_head.chunked(true);
