@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import ssl
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ tools:
     hosts: [localhost]
     actions:
       read_patient: {method: GET, path: "/v1/patients/{id}"}
+      connect: {}
   badtls:
     hosts: [localhost]
 agents:
@@ -200,7 +202,7 @@ class ProxyTest(unittest.TestCase):
 
     @classmethod
     def _start(cls):
-        pki = make_pki(cls.tmp)
+        pki = cls.pki = make_pki(cls.tmp)
         bundle = os.path.join(cls.tmp, "bundle")
         os.makedirs(bundle)
         with open(os.path.join(bundle, "policy.yaml"), "w", encoding="utf-8") as f:
@@ -243,7 +245,7 @@ class ProxyTest(unittest.TestCase):
                     "records": {"upstream": "http://localhost:%d" % cls.records.port},
                     "ehr": {"upstream": "https://localhost:%d" % cls.ehr.port,
                             "credential": {"query": "api_key", "secret_file": secret_file},
-                            "redact_response": True},
+                            "redact_response": True, "tunnel": True},
                     "badtls": {"upstream": "https://localhost:%d" % cls.badtls.port},
                 },
             },
@@ -666,6 +668,44 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(r[0], 403, r)
         self.assertEqual(json.loads(r[2])["error"], "tunnel_not_allowed")
         self.assertEqual(self.counts(), before)
+
+    def test_connect_tunnel_only_where_a_route_allows_it_and_the_policy_allows_connect(self):
+        port = self.ehr.port
+        connect = (b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n"
+                   b"x-aegis-agent: %s\r\n\r\n")
+        # An agent whose scope lacks the tool: refused by the policy, like any call.
+        r = self.raw(connect % (port, port, b"finance-agent"))
+        self.assertEqual(r[0], 403, r)
+        self.assertEqual(json.loads(r[2])["reasons"][0]["code"], "tool_out_of_scope")
+        # Allowed: the tunnel opens and TLS runs end to end through it, to the real host.
+        before = self.ehr.count()
+        sock = socket.create_connection(("127.0.0.1", self.server.proxy_port), timeout=10)
+        try:
+            sock.sendall(connect % (port, port, b"proxy-agent"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(1)
+                self.assertTrue(chunk, head)
+                head += chunk
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            tls = ssl.create_default_context(cafile=self.pki["ca"]).wrap_socket(
+                sock, server_hostname="localhost")
+            tls.sendall(b"GET /v1/patients/7 HTTP/1.1\r\nHost: localhost\r\n"
+                        b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        self.assertTrue(data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"),
+                        data[:100])
+        # Opaque: nothing in a tunnel is inspected, redacted or given a credential.
+        self.assertIn(SSN.encode(), data)
+        self.assertEqual(self.ehr.count(), before + 1)
+        self.assertNotIn("api_key", self.ehr.seen()[-1]["path"])
 
     # --- 11. metrics --------------------------------------------------------------------------
 

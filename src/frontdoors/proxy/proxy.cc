@@ -573,7 +573,8 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     }
     params = *std::move(body);
   }
-  std::string path_and_query = upstream_path;
+  // A CONNECT target has no path: the call's path is "/".
+  std::string path_and_query = upstream_path.empty() ? std::string("/") : upstream_path;
   if (target->has_query) path_and_query += "?" + target->query;
   Json query = Json::EmptyObject();
   auto normalized = engine::NormalizePath(path_and_query, &query);
