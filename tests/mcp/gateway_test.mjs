@@ -364,6 +364,18 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
   const auth = (agent) => ({ Authorization: `Bearer ${tokens[agent]}` });
 
   before(async () => {
+    try {
+      await setUp();
+    } catch (e) {
+      // Say what aegis serve did: a crash shows up here only as a failed fetch.
+      if (aegis) await Promise.race([aegis.child.exited, new Promise((r) => setTimeout(r, 500))]);
+      const what = aegis ? `aegis serve (exit ${aegis.child.exitCode ?? 'none yet'}):\n` +
+        aegis.child.output() : '';
+      throw new Error(`${e.stack || e}\n${what}`);
+    }
+  });
+
+  async function setUp() {
     tmp = mkdtempSync(join(tmpdir(), 'aegis-mcp-'));
     everything = await startEverything();
     recorder = await startRecorder(everything.port);
@@ -397,7 +409,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
     }
     direct = await connect(`http://127.0.0.1:${everything.port}/mcp`);
     gw = await connect(gatewayUrl, auth('mcp-agent'));
-  });
+  }
 
   after(async () => {
     await closeQuietly(gw);
