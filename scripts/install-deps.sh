@@ -12,6 +12,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   nodejs python3
+  # pip with setuptools and wheel (Debian's python3-pip depends on both): `pip install
+  # ./sdk/python` offline, as sdk/python/tests/test_packaging.py does.
+  python3-pip
   # rsyslogd, the syslog receiver of tests/integration/audit_sinks_test.py, which runs its own
   # instance (own config, loopback ports, pid file). The package's own service holds no
   # network port with Debian's default /etc/rsyslog.conf, and in a container without an init
