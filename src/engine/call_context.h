@@ -35,6 +35,10 @@ struct CallContext {
   std::string override_token;
   // The caller's W3C traceparent, when it sent one: the decision's span joins that trace.
   std::string traceparent;
+  // A call that already happened (an SDK ran it in fail_open mode and reports it): decided for
+  // the record only — no override token is redeemed, no limit is checked or charged (it could
+  // not be refused any more), and the service opens no approval.
+  bool record_only = false;
 
   // Convenience views into `request`; empty when absent.
   std::string_view method() const;

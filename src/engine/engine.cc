@@ -505,7 +505,7 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
   // Stage 6, override: a valid, unused override token bound to exactly this call turns
   // approval_needed into allow, and is consumed. A token with any other outcome is left alone.
   std::string consumed_jti;
-  if (d.outcome == Effect::kApprovalNeeded && !call.override_token.empty()) {
+  if (d.outcome == Effect::kApprovalNeeded && !call.override_token.empty() && !call.record_only) {
     OverrideRedeemer::Result r;
     if (overrides_) {
       r = overrides_->Redeem(call.override_token,
@@ -526,7 +526,7 @@ Decision Engine::Decide(const CallContext& call, DecideTrace* trace) const {
 
   // Stage 7, limits: only a call that will happen is counted — allowed or sanitized, enforced.
   // Every limit of the call is checked and charged in one step; a refusal is a deny.
-  if (limits_ && d.mode == policy::Mode::kEnforce &&
+  if (limits_ && d.mode == policy::Mode::kEnforce && !call.record_only &&
       (d.outcome == Effect::kAllow || d.outcome == Effect::kSanitize)) {
     ApplyLimits(p, tool, call, d);
     // Refused by a limit: the approved call did not happen, so its token stays usable.

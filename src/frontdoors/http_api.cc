@@ -214,7 +214,8 @@ void HttpApi::Decide(const net::HttpRequest& request, net::HttpResponse& respons
 
 // Calls an SDK ran in fail_open mode while Aegis was unreachable, reported once it is back:
 // {"calls": [call JSON as /v1/decide takes it, ...]} (at most 1000) -> {"decisions": [...]}.
-// Each is decided now and recorded (audit trail, budgets, metrics) under front door
+// Each is decided now for the record (CallContext::record_only: no limits, approvals or
+// override tokens) and recorded in the audit trail and metrics under front door
 // fail_open_report, so nothing that ran goes unrecorded; the decisions say whether the policy
 // would have allowed them.
 void HttpApi::FailOpenReport(const net::HttpRequest& request, net::HttpResponse& response) const {
@@ -246,6 +247,8 @@ void HttpApi::FailOpenReport(const net::HttpRequest& request, net::HttpResponse&
                            response);
     }
     if (!ApplyCaller(request, FrontDoor::kFailOpenReport, *call, response)) return;
+    call->record_only = true;
+    call->override_token.clear();
     parsed.push_back(*std::move(call));
   }
   std::string out = "{\"decisions\":[";
@@ -476,9 +479,32 @@ void HttpApi::Usage(const net::HttpRequest& request, net::HttpResponse& response
     return ErrorResponse(400, "invalid_request", "cost_usd must be between 0 and 1000000000",
                          response);
   }
+  // Where agents must present tokens, settling needs one too, and only the token's tenant's
+  // decisions can be settled: settling to $0 gives budget back.
+  std::string owner = tenant ? tenant->as_string() : std::string();
+  if (identity_ && identity_->options().require_agent_token) {
+    auto header = [&](std::string_view name) {
+      auto it = request.find(name);
+      return it == request.end() ? std::string_view() : std::string_view(it->value());
+    };
+    std::string_view token = header("x-aegis-token");
+    if (token.empty()) token = service::Identity::BearerToken(header("authorization"));
+    auto claims = identity_->VerifyAgentToken(token, service::Decider::NowUnixNanos() / 1'000'000'000);
+    if (!claims.ok()) {
+      response.set(http::field::www_authenticate, "Bearer realm=\"aegis\"");
+      return ErrorResponse(401, "unauthenticated",
+                           token.empty() ? "send the agent token (x-aegis-token)"
+                                         : claims.status().message(),
+                           response);
+    }
+    if (tenant && tenant->as_string() != claims->tenant) {
+      return ErrorResponse(404, "unknown_decision", "no such decision", response);
+    }
+    owner = claims->tenant;
+  }
   auto micros = static_cast<limits::Micros>(std::llround(usd * 1e6));
   common::Status st = limits->Settle(id->as_string(), micros, service::Decider::NowUnixNanos(),
-                                     tenant ? tenant->as_string() : std::string_view());
+                                     owner);
   if (st.code() == common::StatusCode::kNotFound) {
     return ErrorResponse(404, "unknown_decision", st.message(), response);
   }

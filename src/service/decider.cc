@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/digest.h"
+#include "engine/call_digest.h"
 #include "telemetry/span.h"
 #include "telemetry/trace_context.h"
 
@@ -54,7 +55,9 @@ audit::Record Decider::AuditRecord(const engine::Decision& d, const engine::Call
   if (d.deciding_rule) r.rule = d.deciding_rule->id;
   r.cost_micros = d.cost;
   r.time_unix_nanos = call.now_unix_nanos;
-  std::string raw = call.params.Canonical();
+  // RFC 8785 (JCS), as the call digest uses: an SDK can match a record to its call.
+  std::string raw;
+  engine::AppendJcs(raw, call.params);
   r.params_sha256 = common::Sha256Hex(raw);
   common::Json redacted = call.params;
   redactor_.RedactJson(redacted, {});
@@ -86,7 +89,10 @@ engine::Decision Decider::Decide(const engine::CallContext& call, FrontDoor fron
   // One load: the whole decision uses this version, whatever reloads happen meanwhile.
   std::shared_ptr<const PolicyVersion> version = store_.Active();
   engine::Decision d = version->engine->Decide(call);
-  if (approvals_ && d.outcome == policy::Effect::kApprovalNeeded) approvals_->Attach(d, call);
+  // A call reported after it ran (record_only) opens no approval: there is nothing to approve.
+  if (approvals_ && d.outcome == policy::Effect::kApprovalNeeded && !call.record_only) {
+    approvals_->Attach(d, call);
+  }
   // Stage 10, record. A decision the trail cannot take is refused (fail closed): nothing
   // happens that is not recorded.
   audit::Record record;

@@ -44,6 +44,7 @@ tools:
     hosts: [localhost]
     actions:
       create_patient: {method: POST, path: /v1/patients}
+      upload: {method: PUT, path: "/v1/uploads/{name}"}
   ehr:
     hosts: [localhost]
     actions:
@@ -76,6 +77,9 @@ rules:
     redact: {fields: [params.patient.ssn]}
   - id: tools-allowed
     match: {tools: [stripe, ehr, badtls]}
+    effect: allow
+  - id: uploads
+    match: {tools: [records], actions: [upload]}
     effect: allow
 """
 
@@ -745,6 +749,24 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(headers["x-aegis-decision"], "allow")
         self.assertEqual(int(headers["content-length"]), len(BIG_EXPORT))
         self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(BIG_EXPORT).hexdigest())
+
+    def test_a_large_upload_that_is_not_json_streams_to_the_upstream_after_the_decision(self):
+        upload = bytes(range(256)) * (12 * 4096)  # 12 MiB, more than max_body_bytes
+        before = self.records.count()
+        # Refused: the decision comes first, and nothing of the body reaches the upstream.
+        status, _, data = self.proxy("PUT", "/records/v1/uploads/scan.bin", upload,
+                                     {"Content-Type": "application/octet-stream"},
+                                     agent="finance-agent")
+        self.assertEqual(status, 403, data)
+        self.assertEqual(self.records.count(), before)
+        # Allowed: the whole body arrives, byte for byte, with its length.
+        status, _, data = self.proxy("PUT", "/records/v1/uploads/scan.bin", upload,
+                                     {"Content-Type": "application/octet-stream"})
+        self.assertEqual(status, 200, data)
+        got = self.records.seen()[-1]
+        self.assertEqual(got["method"], "PUT")
+        self.assertEqual(got["headers"]["content-length"], str(len(upload)))
+        self.assertEqual(hashlib.sha256(got["body"]).hexdigest(), hashlib.sha256(upload).hexdigest())
 
     def test_keep_alive_client_connection_and_pooled_upstream_connections(self):
         before = self.metrics()

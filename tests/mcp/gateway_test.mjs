@@ -325,12 +325,14 @@ function text(result) {
   return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 }
 
-// A refusal as the gateway answers it: a tool error whose text and structuredContent carry the
-// decision. Returns structuredContent.
+// A refusal as the gateway answers it: a tool error whose text says why, with the decision JSON
+// in _meta["aegis/decision"] (not structuredContent, which clients check against the tool's
+// outputSchema even in errors). Returns the decision.
 function assertRefusal(result, decision, what) {
   assert.equal(result.isError, true, `${what}: ${JSON.stringify(result)}`);
-  const sc = result.structuredContent;
-  assert.equal(typeof sc, 'object', `${what}: no structuredContent: ${JSON.stringify(result)}`);
+  assert.equal(result.structuredContent, undefined, `${what}: ${JSON.stringify(result)}`);
+  const sc = result._meta?.['aegis/decision'];
+  assert.equal(typeof sc, 'object', `${what}: no _meta decision: ${JSON.stringify(result)}`);
   assert.equal(sc.decision, decision, `${what}: ${JSON.stringify(sc)}`);
   assert.ok(Array.isArray(sc.reasons) && sc.reasons.length > 0, JSON.stringify(sc));
   assert.match(sc.decision_id, /^[0-9a-f-]{36}$/, JSON.stringify(sc));

@@ -120,7 +120,9 @@ std::string RefusalResult(const Json& id, const Json& decision) {
     if (std::string m = str(&r, "message"); !m.empty()) text += StrCat(": ", m);
     if (std::string m = str(&r, "detail"); !m.empty()) text += StrCat(": ", m);
   }
-  if (std::string approval = str(&decision, "approval_id"); !approval.empty()) {
+  std::string approval = str(decision.Find("approval"), "id");
+  if (approval.empty()) approval = str(&decision, "approval_id");
+  if (!approval.empty()) {
     text += StrCat(". A human must approve it: approval ", approval,
                    "; once approved, repeat the call with the override token");
   }
@@ -129,9 +131,9 @@ std::string RefusalResult(const Json& id, const Json& decision) {
   out += id.Canonical();
   out += ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":";
   common::AppendJsonString(out, text);
-  out += "}],\"isError\":true,\"structuredContent\":";
+  out += "}],\"isError\":true,\"_meta\":{\"aegis/decision\":";
   out += decision.Canonical();
-  out += "}}";
+  out += "}}}";
   return out;
 }
 

@@ -47,9 +47,10 @@ std::string ErrorMessage(const common::Json* id, int code, std::string_view mess
 
 // The tools/call result Aegis answers for a refused call, without the upstream ever seeing it:
 // {"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":...}],"isError":true,
-//  "structuredContent":<decision>}}, `decision` being the decision JSON of the decide API. The
-// text says what was decided, why (reason code, rule, message, detail), the decision id, and for
-// approval_needed the approval id.
+//  "_meta":{"aegis/decision":<decision>}}}, `decision` being the decision JSON of the decide API.
+// The text says what was decided, why (reason code, rule, message, detail), the decision id, and
+// for approval_needed the approval id. The decision is in _meta, not structuredContent: clients
+// check structuredContent against the tool's outputSchema, even in an error result.
 std::string RefusalResult(const common::Json& id, const common::Json& decision);
 
 // In a tools/list response (`message` = {"jsonrpc","id","result":{"tools":[...]}}), keeps only

@@ -60,7 +60,7 @@ TEST(JsonRpcTest, ErrorMessageEchoesTheIdOrNull) {
 
 TEST(JsonRpcTest, RefusalIsAToolErrorCarryingTheDecision) {
   auto decision = common::ParseJson(
-      R"({"decision_id":"0191","decision":"approval_needed","approval_id":"apr_123",)"
+      R"({"decision_id":"0191","decision":"approval_needed","approval":{"id":"apr_123"},)"
       R"("reasons":[{"code":"rule","rule":"big","message":"Payments above $5,000 need two approvers"}]})");
   ASSERT_TRUE(decision.ok());
   std::string out = RefusalResult(common::Json::String("req-1"), *decision);
@@ -70,7 +70,8 @@ TEST(JsonRpcTest, RefusalIsAToolErrorCarryingTheDecision) {
   const common::Json* result = parsed->Find("result");
   ASSERT_NE(result, nullptr);
   EXPECT_TRUE(result->Find("isError")->as_bool());
-  EXPECT_EQ(*result->Find("structuredContent"), *decision);
+  EXPECT_EQ(result->Find("structuredContent"), nullptr);
+  EXPECT_EQ(*result->Find("_meta")->Find("aegis/decision"), *decision);
   EXPECT_EQ(result->Find("content")->as_array()[0].Find("text")->as_string(),
             "Aegis refused this tool call: approval_needed (rule, rule big): Payments above $5,000 "
             "need two approvers. A human must approve it: approval apr_123; once approved, repeat "

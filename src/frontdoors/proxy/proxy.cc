@@ -67,6 +67,16 @@ std::string PolicyHost(const net::Url& url) {
   return url.host.find(':') != std::string::npos ? StrCat("[", url.host, "]") : url.host;
 }
 
+// A request body left unread on the client connection, to be streamed upstream after the
+// decision (bodies the decision does not read: not JSON, and large or chunked).
+struct BodyStream {
+  http::request_parser<http::buffer_body>& parser;
+  beast::flat_buffer& buffer;
+};
+
+// Bodies up to this size are read before the decision even when nothing reads them.
+constexpr uint64_t kStreamBodiesAbove = 64 * 1024;
+
 // What became of a request, for aegis_proxy_requests_total.
 enum Result {
   kForwarded,
@@ -187,7 +197,9 @@ struct Proxy::Impl {
   awaitable<void> Serve(Worker& w, tcp::socket socket);
   // Handles one request and writes its response; returns whether the client connection may
   // serve another request.
-  awaitable<bool> Handle(Worker& w, beast::tcp_stream& client, Request& req);
+  // `body` (optional): the request's body is still on the client connection (see BodyStream).
+  awaitable<bool> Handle(Worker& w, beast::tcp_stream& client, Request& req,
+                         BodyStream* body = nullptr);
   // CONNECT on a route with tunnel: true, once allowed: a byte pipe to the host.
   awaitable<bool> Tunnel(beast::tcp_stream& client, const RequestTarget& target);
   // A connection to `origin`: pooled, or new (ex tells why there is none).
@@ -206,7 +218,8 @@ struct Proxy::Impl {
   awaitable<bool> Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
                         Request& req, const std::function<bool(Json&)>& transform,
                         const engine::Decision* d, bool keep_alive,
-                        const std::function<void(const http::fields&)>& on_header = nullptr);
+                        const std::function<void(const http::fields&)>& on_header = nullptr,
+                        BodyStream* body_stream = nullptr);
   awaitable<std::unique_ptr<Upstream>> Connect(const net::Url& origin, Exchange& ex);
 
   const Route* RouteForPath(std::string_view path) const {
@@ -484,10 +497,13 @@ awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Requ
   }
 }
 
-awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Request& req) {
+awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Request& req,
+                                    BodyStream* body_stream) {
   Response res;
   res.version(11);
-  bool keep_alive = req.keep_alive();
+  // A body left unread cannot be skipped reliably: a refusal closes the connection.
+  const bool req_keep_alive = req.keep_alive();
+  bool keep_alive = req_keep_alive && !body_stream;
   constexpr int kDoor = static_cast<int>(service::FrontDoor::kProxy);
   service::Metrics& metrics = decider.metrics();
   auto send = [&](Result result) -> awaitable<bool> {
@@ -558,7 +574,13 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     upstream_path = target->path;
   }
 
-  if (route && route->mcp) co_return co_await HandleMcp(w, client, req, *route, *target);
+  if (route && route->mcp) {
+    if (body_stream) {
+      ErrorResponse(res, 415, "invalid_request", "MCP messages are application/json");
+      co_return co_await send(kBadRequest);
+    }
+    co_return co_await HandleMcp(w, client, req, *route, *target);
+  }
 
   // 3. The call: request facts, params from the JSON body and the query, the agent.
   Json params = Json::EmptyObject();
@@ -730,10 +752,20 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
   }
   if (!raw_query.empty()) up_target += "?" + raw_query;
   RewriteForUpstream(req, route, origin, up_target, traceparent, std::move(body));
+  if (body_stream) {
+    // The client's framing, for the body that follows.
+    if (auto length = body_stream->parser.content_length()) {
+      req.content_length(*length);
+    } else {
+      req.erase(http::field::content_length);
+      req.chunked(true);
+    }
+    keep_alive = req_keep_alive;
+  }
 
   // 6. The exchange. A response nothing needs to read (no redaction, no cost in its JSON) is
   // streamed to the client as it arrives, whatever its size; otherwise it is read whole.
-  bool read_whole = route && (route->redact_response || !route->cost_json.empty());
+  bool read_whole = route && (route->redact_response || !route->cost_json.empty()) && !body_stream;
   if (!read_whole) {
     auto cost_from_header = [&](const http::fields& fields) {
       if (!route || route->cost_header.empty()) return;
@@ -742,7 +774,8 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
       if (auto usd = ParseCost(it->value()); usd && std::isfinite(*usd) && *usd >= 0) settle(*usd);
     };
     active.fetch_add(1, std::memory_order_relaxed);
-    bool again = co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header);
+    bool again = co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header,
+                                body_stream);
     if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
       std::lock_guard lock(mu);
       idle_cv.notify_all();
@@ -923,7 +956,9 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
       if (arguments) call.params = *arguments;
       // The tool name becomes the policy's action name: it must be one.
       auto checked = engine::CallFromJson(
-          *Json::Object({{"agent", Json::String(call.agent)}, {"action", Json::String(call.action)}}),
+          *Json::Object({{"agent", Json::String(call.agent)},
+                         {"tool", Json::String(call.tool)},
+                         {"action", Json::String(call.action)}}),
           call.now_unix_nanos, {});
       if (!checked.ok()) {
         co_return co_await jsonrpc_error(200, id, mcp::kInvalidParams,
@@ -1019,7 +1054,9 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
     p.get().body().data = buf.data();
     p.get().body().size = buf.size();
     up.lowest().expires_never();  // a stream may stay quiet for long
-    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+    // read_some: each piece goes on as soon as it arrives (async_read would wait for a full
+    // buffer, holding back progress notifications).
+    co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return false;
     if (!events.Feed(std::string_view(buf.data(), buf.size() - p.get().body().size), max_event)) {
@@ -1048,6 +1085,52 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
   co_return !ec;
 }
 
+template <typename Stream>
+awaitable<beast::error_code> SendWhole(Stream& stream, Request& req) {
+  beast::error_code ec;
+  co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
+  co_return ec;
+}
+
+// Sends `req`'s header (its framing set by the caller), then the body as it arrives from the
+// client connection.
+template <typename Stream>
+awaitable<beast::error_code> SendStreaming(Stream& stream, Request& req, BodyStream& body,
+                                           beast::tcp_stream& client,
+                                           std::chrono::milliseconds timeout) {
+  http::request<http::buffer_body> out{http::request_header<>(req.base())};
+  http::request_serializer<http::buffer_body> sr(out);
+  beast::error_code ec;
+  out.body().data = nullptr;
+  out.body().more = !body.parser.is_done();
+  co_await http::async_write_header(stream, sr, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return ec;
+  std::array<char, 16384> buf;
+  while (!body.parser.is_done()) {
+    body.parser.get().body().data = buf.data();
+    body.parser.get().body().size = buf.size();
+    client.expires_after(timeout);
+    co_await http::async_read_some(client, body.buffer, body.parser,
+                                   asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return ec;
+    out.body().data = buf.data();
+    out.body().size = buf.size() - body.parser.get().body().size;
+    out.body().more = !body.parser.is_done();
+    co_await http::async_write(stream, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return ec;
+  }
+  if (!sr.is_done()) {
+    out.body().data = nullptr;
+    out.body().size = 0;
+    out.body().more = false;
+    co_await http::async_write(stream, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+  }
+  co_return ec;
+}
+
 // Streams a response body to the client as it arrives, under `head` (its framing set by the
 // caller): no buffering, whatever the size.
 template <typename Stream>
@@ -1066,7 +1149,7 @@ awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<ht
   while (!p.is_done()) {
     p.get().body().data = buf.data();
     p.get().body().size = buf.size();
-    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+    co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return false;
     out.body().data = buf.data();
@@ -1092,7 +1175,8 @@ awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<ht
 awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
                                    Request& req, const std::function<bool(Json&)>& transform,
                                    const engine::Decision* d, bool keep_alive,
-                                   const std::function<void(const http::fields&)>& on_header) {
+                                   const std::function<void(const http::fields&)>& on_header,
+                                   BodyStream* body_stream) {
   bool head_request = req.method() == http::verb::head;
   std::unique_ptr<Upstream> up;
   std::optional<http::response_parser<http::buffer_body>> p;
@@ -1108,20 +1192,29 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
     if (head_request) p->skip(true);
     if (up->tls) {
-      co_await http::async_write(*up->tls, req, asio::redirect_error(use_awaitable, ec));
+      if (body_stream) {
+        ec = co_await SendStreaming(*up->tls, req, *body_stream, client, config.request_timeout);
+      } else {
+        ec = co_await SendWhole(*up->tls, req);
+      }
       if (!ec) {
         co_await http::async_read_header(*up->tls, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
       }
     } else {
-      co_await http::async_write(*up->plain, req, asio::redirect_error(use_awaitable, ec));
+      if (body_stream) {
+        ec = co_await SendStreaming(*up->plain, req, *body_stream, client, config.request_timeout);
+      } else {
+        ec = co_await SendWhole(*up->plain, req);
+      }
       if (!ec) {
         co_await http::async_read_header(*up->plain, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
       }
     }
     if (!ec) break;
-    bool retry = up->reused && !p->got_some() && ec != beast::error::timeout;
+    // A streamed body is gone once sent: such a request is never retried.
+    bool retry = up->reused && !p->got_some() && ec != beast::error::timeout && !body_stream;
     ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kIo;
     ex.message = StrCat("exchange with ", origin.Origin(), " failed: ", ec.message());
     up.reset();
@@ -1129,6 +1222,8 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
   }
   Response res;
   res.version(11);
+  // What is left of a streamed body cannot be told from the next request: close after this.
+  if (body_stream && !body_stream->parser.is_done()) keep_alive = false;
   if (!up) {
     if (d && d->reserved) {
       if (limits::LimitStore* limits = decider.store().limits()) {
@@ -1181,10 +1276,12 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
       }
     }
     out_head.keep_alive(keep_alive);
-    bool ok = up->tls ? co_await StreamRaw(*up->tls, *up, *p, client, out_head,
-                                           config.request_timeout)
-                      : co_await StreamRaw(*up->plain, *up, *p, client, out_head,
-                                           config.request_timeout);
+    bool ok;
+    if (up->tls) {
+      ok = co_await StreamRaw(*up->tls, *up, *p, client, out_head, config.request_timeout);
+    } else {
+      ok = co_await StreamRaw(*up->plain, *up, *p, client, out_head, config.request_timeout);
+    }
     if (ok && p->keep_alive()) Release(w, std::move(up));
     co_return ok && keep_alive;
   }
@@ -1196,16 +1293,24 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
     client.expires_never();
     if (ec) co_return false;
-    bool ok = up->tls ? co_await RelayEvents(*up->tls, *up, *p, client, config.max_body_bytes,
-                                             config.request_timeout, transform)
-                      : co_await RelayEvents(*up->plain, *up, *p, client, config.max_body_bytes,
-                                             config.request_timeout, transform);
+    bool ok;
+    if (up->tls) {
+      ok = co_await RelayEvents(*up->tls, *up, *p, client, config.max_body_bytes,
+                                config.request_timeout, transform);
+    } else {
+      ok = co_await RelayEvents(*up->plain, *up, *p, client, config.max_body_bytes,
+                                config.request_timeout, transform);
+    }
     if (ok && p->keep_alive()) Release(w, std::move(up));
     co_return ok && keep_alive;
   }
   std::string body;
-  ec = up->tls ? co_await ReadWhole(*up->tls, *up, *p, body, config.max_body_bytes)
-               : co_await ReadWhole(*up->plain, *up, *p, body, config.max_body_bytes);
+  // No co_await inside ?: — GCC 12 evaluates the wrong branch's operands there.
+  if (up->tls) {
+    ec = co_await ReadWhole(*up->tls, *up, *p, body, config.max_body_bytes);
+  } else {
+    ec = co_await ReadWhole(*up->plain, *up, *p, body, config.max_body_bytes);
+  }
   if (ec) {
     ErrorResponse(res, 502, "upstream_unavailable",
                   StrCat("reading the MCP server's response failed: ", ec.message()));
@@ -1309,7 +1414,9 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
     if (draining.load()) co_return;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(config.max_header_bytes));
-    parser.body_limit(config.max_body_bytes);
+    // Beast checks Content-Length against the limit with the header; the limit is set once the
+    // header says whether the body is read (max_body_bytes) or streamed (none).
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     client.expires_after(buffer.size() > 0 ? config.request_timeout : config.idle_timeout);
     co_await http::async_read_header(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
     unsigned refuse = 0;
@@ -1331,8 +1438,30 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
         refuse = 400;
       }
       if (!ec && !refuse && !parser.is_done()) {
-        client.expires_after(config.request_timeout);
-        co_await http::async_read(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
+        // A body the decision does not read (not JSON) and that is large or chunked goes
+        // upstream as it arrives, after the decision, whatever its size.
+        const auto& h = parser.get();
+        bool unread = !IsJsonType(h[http::field::content_type]) &&
+                      (parser.chunked() || parser.content_length().value_or(0) > kStreamBodiesAbove);
+        if (!unread) {
+          if (parser.content_length().value_or(0) > config.max_body_bytes) {
+            ec = http::error::body_limit;
+          }
+          parser.body_limit(config.max_body_bytes);
+        }
+        if (unread) {
+          http::request_parser<http::buffer_body> body_parser{std::move(parser)};
+          body_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+          Request head{http::request_header<>(body_parser.get().base())};
+          BodyStream stream{body_parser, buffer};
+          if (!co_await Handle(w, client, head, &stream)) break;
+          continue;
+        }
+        if (!ec) {
+          client.expires_after(config.request_timeout);
+          co_await http::async_read(client, buffer, parser,
+                                    asio::redirect_error(use_awaitable, ec));
+        }
       }
     }
     if (ec) {
@@ -1362,8 +1491,20 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
     Request req = parser.release();
     if (!co_await Handle(w, client, req)) break;
   }
+  // Lingering close (as nginx does): the answer is sent, but the client may still be sending a
+  // body the proxy did not read (a refused upload); closing now would reset the connection and
+  // destroy the answer in the client's buffers. Read and discard for a while first.
   beast::error_code ignore;
   client.socket().shutdown(tcp::socket::shutdown_send, ignore);
+  std::array<char, 16384> discard;
+  size_t drained = 0;
+  client.expires_after(std::chrono::seconds(2));
+  while (drained < (64u << 20)) {
+    size_t n = co_await client.async_read_some(asio::buffer(discard),
+                                               asio::redirect_error(use_awaitable, ec));
+    if (ec) break;
+    drained += n;
+  }
 }
 
 awaitable<void> Proxy::Impl::Accept(Worker& w) {
