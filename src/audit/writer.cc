@@ -488,7 +488,9 @@ void Writer::Run() {
         if (queued && queue_.size() >= wake_threshold_) break;
         if ((queued || unsynced) && sync_waiters_ > 0) break;
         if (!queued && !unsynced) {
+          writer_idle_ = true;
           work_cv_.wait(lock);
+          writer_idle_ = false;
           continue;
         }
         auto deadline = last_sync + options_.fsync_interval;
@@ -624,7 +626,11 @@ uint64_t Writer::Enqueue(Record&& r, bool* dropped) {
   uint64_t seq = ++next_seq_;
   queue_.push_back(Pending{std::move(r), seq, 0});
   ++appended_;
-  if (queue_.size() == 1 || queue_.size() == wake_threshold_) work_cv_.notify_one();
+  // Only an idle writer needs waking for the first record: one waiting for its fsync interval
+  // takes everything queued when the interval ends (one wake per interval, not per record).
+  if ((queue_.size() == 1 && writer_idle_) || queue_.size() == wake_threshold_) {
+    work_cv_.notify_one();
+  }
   return seq;
 }
 

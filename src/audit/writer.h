@@ -159,6 +159,7 @@ class Writer {
   uint64_t next_seq_ = 0;     // the last seq handed out
   uint64_t durable_seq_ = 0;  // every record up to it is durable
   size_t sync_waiters_ = 0;
+  bool writer_idle_ = false;  // the writer thread waits for work with nothing to sync
   bool closing_ = false;
   bool closed_ = false;
   common::Status failure_;  // non-OK once the writer failed; it then writes nothing more
