@@ -31,7 +31,8 @@ test: unit unit-asan
 
 # Engine and condition benchmarks with Cedar and cel-js; the HTTP decide API against nginx;
 # the decide API with limits in memory and on Redis, with agent tokens, with audit and traces;
-# the sidecar proxy against direct calls and nginx proxying the same upstream; Envoy ext_authz
+# the sidecar proxy against direct calls and nginx proxying the same upstream; the MCP gateways
+# (proxy route and stdio wrapper) against calling server-everything directly; Envoy ext_authz
 # gRPC Check. Each prints its table; none asserts.
 bench: build
 	@scripts/bench.sh
@@ -40,6 +41,7 @@ bench: build
 	@scripts/bench-identity.sh
 	@scripts/bench-record.sh
 	@scripts/bench-proxy.sh
+	@scripts/bench-mcp.sh
 	@scripts/bench-grpc.sh
 
 FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz extauthz_grpc_fuzz

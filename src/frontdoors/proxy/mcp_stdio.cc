@@ -79,6 +79,20 @@ class LineReader {
   bool skipping_ = false;
 };
 
+// The running server, for PassOn (0: none). A signal handler may read only lock-free atomics.
+volatile sig_atomic_t server_pid = 0;
+
+// SIGTERM, SIGINT and SIGHUP are the client's way of ending the wrapper (the MCP SDK sends
+// SIGTERM to a server that outlives the end of its input); they go on to the server, whose end
+// ends the wrapper. Dying of them instead would leave the server running, orphaned.
+void PassOn(int sig) {
+  if (server_pid > 0) ::kill(static_cast<pid_t>(server_pid), sig);
+}
+
+// How long a server may outlive the end of its input before it is sent SIGTERM, and then SIGKILL
+// (what the MCP SDK's stdio client gives a server).
+constexpr int kServerGraceMs = 2000;
+
 bool WriteAll(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -133,7 +147,10 @@ class Gateway {
       }
       Json decision = Decide(name->as_string(), arguments ? *arguments : Json::EmptyObject());
       const Json* effective = decision.Find("effective_decision");
-      std::string_view e = effective && effective->is_string() ? effective->as_string() : "";
+      // Not `? as_string() : ""`: that is a temporary std::string, gone before `e` is read.
+      std::string_view e = effective && effective->is_string()
+                               ? std::string_view(effective->as_string())
+                               : std::string_view();
       if (e != "allow" && e != "sanitize") {
         Reply(mcp::RefusalResult(*id, decision));
         return true;
@@ -289,6 +306,12 @@ int RunStdioGateway(const StdioGatewayOptions& options, const std::vector<std::s
   ::close(from_child[1]);
   // A client or server that goes away must not kill the gateway with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
+  server_pid = pid;
+  struct sigaction pass_on = {};
+  pass_on.sa_handler = PassOn;
+  pass_on.sa_flags = SA_RESTART;
+  sigemptyset(&pass_on.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &pass_on, nullptr);
   Gateway gateway(options, out_fd, log);
   // The server's end (its output closed) also ends reading from the client.
   int server_done[2];
@@ -312,12 +335,28 @@ int RunStdioGateway(const StdioGatewayOptions& options, const std::vector<std::s
     if (!gateway.FromClient(*line, too_long, to_child[1])) break;
   }
   ::close(to_child[1]);  // end of input: the server sees EOF and ends
+  // One that does not (its output stays open) is asked to, then made to.
+  auto server_ended_within = [&](int ms) {
+    pollfd done = {server_done[0], POLLIN, 0};
+    int n;
+    while ((n = ::poll(&done, 1, ms)) < 0 && errno == EINTR) {
+    }
+    return n != 0;
+  };
+  if (!server_ended_within(kServerGraceMs)) {
+    log(StrCat("aegis: mcp wrap: the server is still running ", kServerGraceMs,
+               " ms after the end of its input; sending SIGTERM"));
+    ::kill(pid, SIGTERM);
+    if (!server_ended_within(kServerGraceMs)) ::kill(pid, SIGKILL);
+  }
   from_server.join();
   ::close(from_child[0]);
   ::close(server_done[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  server_pid = 0;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
