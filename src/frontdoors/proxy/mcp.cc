@@ -126,7 +126,10 @@ std::string RefusalResult(const Json& id, const Json& decision) {
     text += StrCat(". A human must approve it: approval ", approval,
                    "; once approved, repeat the call with the override token");
   }
-  text += StrCat(". Decision ", str(&decision, "decision_id"), ".");
+  if (std::string id_text = str(&decision, "decision_id"); !id_text.empty()) {
+    text += StrCat(". Decision ", id_text);
+  }
+  text += ".";
   std::string out = "{\"jsonrpc\":\"2.0\",\"id\":";
   out += id.Canonical();
   out += ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":";
