@@ -43,6 +43,8 @@ bench: build
 	@scripts/bench-proxy.sh
 	@scripts/bench-mcp.sh
 	@scripts/bench-grpc.sh
+	@python3 bench/sdk/python_overhead.py
+	@node bench/sdk/node_overhead.mjs
 
 FUZZ_TARGETS := json_fuzz expr_fuzz bundle_fuzz call_fuzz extauthz_grpc_fuzz
 FUZZ_SECONDS ?= 60
