@@ -61,8 +61,8 @@ struct Fixture {
 };
 
 Fixture& Shared() {
-  static Fixture* fixture = new Fixture();
-  return *fixture;
+  static Fixture fixture;  // destroyed at exit, which removes the directory
+  return fixture;
 }
 
 // More distinct tokens than the keyring remembers, so each verification is a first use.
