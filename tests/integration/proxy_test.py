@@ -768,6 +768,21 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(got["headers"]["content-length"], str(len(upload)))
         self.assertEqual(hashlib.sha256(got["body"]).hexdigest(), hashlib.sha256(upload).hexdigest())
 
+    def test_a_second_server_never_shares_the_proxy_port(self):
+        # The I/O threads share the port with SO_REUSEPORT; another aegis on the same port would
+        # otherwise silently take part of the traffic.
+        other_dir = tempfile.mkdtemp(prefix="aegis-proxy-second-", dir=self.tmp)
+        bundle = os.path.join(self.tmp, "bundle")
+        second = harness.AegisServer(
+            AEGIS, other_dir, bundle, config={"data_dir": os.path.join(other_dir, "data")},
+            extra_args=["--proxy", "127.0.0.1:%d" % self.server.proxy_port])
+        with self.assertRaises(RuntimeError) as refused:
+            second.start()
+        self.assertIn("cannot listen on 127.0.0.1:%d" % self.server.proxy_port,
+                      str(refused.exception))
+        status, _, _ = self.proxy("GET", "/stripe/v1/charges/after-second")
+        self.assertEqual(status, 200)
+
     def test_keep_alive_client_connection_and_pooled_upstream_connections(self):
         before = self.metrics()
         conn = http.client.HTTPConnection("127.0.0.1", self.server.proxy_port, timeout=10)

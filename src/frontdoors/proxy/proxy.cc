@@ -1555,9 +1555,25 @@ common::Status Proxy::Start() {
   if (ec) return common::InvalidArgumentError(StrCat("proxy: listen address ", host, " is not an IP"));
   int threads = m.config.threads > 0 ? static_cast<int>(m.config.threads)
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The workers share the port with SO_REUSEPORT — which another process of the same user could
+  // join, silently taking part of the traffic (a stale aegis still running, say). A first bind
+  // without it fails when anyone already listens there, so aegis never shares its port.
+  {
+    asio::io_context probe_ioc;
+    tcp::acceptor probe(probe_ioc);
+    tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) {
+      return common::UnavailableError(
+          StrCat("proxy: cannot listen on ", m.config.listen, ": ", ec.message()));
+    }
+    port = probe.local_endpoint().port();
+  }
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Impl::Worker>();
-    tcp::endpoint endpoint(address, static_cast<unsigned short>(i == 0 ? port : m.bound_port));
+    tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
     w->acceptor.open(endpoint.protocol(), ec);
     if (!ec) w->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {
@@ -1572,7 +1588,7 @@ common::Status Proxy::Start() {
       return common::UnavailableError(
           StrCat("proxy: cannot listen on ", m.config.listen, ": ", ec.message()));
     }
-    if (i == 0) m.bound_port = w->acceptor.local_endpoint().port();
+    m.bound_port = port;
     m.workers.push_back(std::move(w));
   }
   for (auto& w : m.workers) {
