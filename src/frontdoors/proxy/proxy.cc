@@ -1132,7 +1132,8 @@ awaitable<beast::error_code> SendStreaming(Stream& stream, Request& req, BodyStr
 }
 
 // Streams a response body to the client as it arrives, under `head` (its framing set by the
-// caller): no buffering, whatever the size.
+// caller): no buffering, whatever the size. The header goes out with the first piece of the body,
+// in one write: a small answer is one send, not two.
 template <typename Stream>
 awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<http::buffer_body>& p,
                           beast::tcp_stream& client, http::response<http::empty_body>& head,
@@ -1140,34 +1141,26 @@ awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<ht
   http::response<http::buffer_body> out{std::move(head)};
   http::response_serializer<http::buffer_body> sr(out);
   beast::error_code ec;
-  client.expires_after(write_timeout);
-  out.body().data = nullptr;
-  out.body().more = !p.is_done();
-  co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return false;
   std::array<char, 16384> buf;
-  while (!p.is_done()) {
-    p.get().body().data = buf.data();
-    p.get().body().size = buf.size();
-    co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return false;
-    out.body().data = buf.data();
-    out.body().size = buf.size() - p.get().body().size;
+  while (!sr.is_done()) {
+    size_t n = 0;
+    if (!p.is_done()) {
+      p.get().body().data = buf.data();
+      p.get().body().size = buf.size();
+      co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return false;
+      n = buf.size() - p.get().body().size;
+    }
+    out.body().data = n > 0 ? buf.data() : nullptr;
+    out.body().size = n;
     out.body().more = !p.is_done();
     client.expires_after(write_timeout);
     co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return false;
   }
-  if (!sr.is_done()) {
-    out.body().data = nullptr;
-    out.body().size = 0;
-    out.body().more = false;
-    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-  }
-  co_return !ec;
+  co_return true;
 }
 
 }  // namespace
