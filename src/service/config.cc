@@ -231,18 +231,7 @@ class ConfigReader {
       Section(m.value, "a notifier", [&](const std::string& key, const DocNode& v) {
         if (key == "kind") return OneOf(v, kind, {"slack", "teams", "webhook"});
         if (key == "url") return String(v, nc.url);
-        if (key == "headers") {
-          if (!v.is_map()) {
-            Error(v, "wrong-type", "headers must be a map");
-            return true;
-          }
-          for (const auto& h : v.members) {
-            std::string value;
-            String(h.value, value);
-            nc.headers.emplace_back(h.key.scalar, value);
-          }
-          return true;
-        }
+        if (key == "headers") return Headers(v, nc.headers);
         return false;
       });
       nc.kind = kind == "slack"   ? approvals::NotifierConfig::Kind::kSlack
@@ -352,18 +341,7 @@ class ConfigReader {
         if (key == "hostname") return String(v, so.hostname);
         if (key == "max_datagram_bytes") return Size(v, so.max_datagram_bytes, 480, 65507);
         if (key == "url") return String(v, so.url);
-        if (key == "headers") {
-          if (!v.is_map()) {
-            Error(v, "wrong-type", "headers must be a map");
-            return true;
-          }
-          for (const auto& h : v.members) {
-            std::string value;
-            String(h.value, value);
-            so.headers.emplace_back(h.key.scalar, value);
-          }
-          return true;
-        }
+        if (key == "headers") return Headers(v, so.headers);
         if (key == "ca_file") return String(v, so.ca_file);
         if (key == "buffer_records") return Size(v, so.buffer_records, 1, 10'000'000);
         if (key == "batch_records") return Size(v, so.batch_records, 1, 100'000);
@@ -387,6 +365,20 @@ class ConfigReader {
         Error(m.key, "wrong-value", st.message());
       }
       c_.audit_sinks.push_back(std::move(so));
+    }
+    return true;
+  }
+
+  // headers: {Name: value, ...}, in order (notifiers, webhook sinks).
+  bool Headers(const DocNode& n, std::vector<std::pair<std::string, std::string>>& out) {
+    if (!n.is_map()) {
+      Error(n, "wrong-type", "headers must be a map");
+      return true;
+    }
+    for (const auto& h : n.members) {
+      std::string value;
+      String(h.value, value);
+      out.emplace_back(h.key.scalar, value);
     }
     return true;
   }

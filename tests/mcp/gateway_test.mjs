@@ -22,9 +22,8 @@
 // Usage: node gateway_test.mjs <path to aegis>
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Child, assertDecidedRefusal, closeQuietly, startAegis as startAegisOn, text } from './support.mjs';
 
 const AEGIS = process.argv[2];
 if (!AEGIS) {
@@ -111,82 +111,6 @@ const OFFERED = ['echo', 'get-structured-content', 'get-sum', 'toggle-simulated-
 
 // --- processes ------------------------------------------------------------------------------
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.proc.kill('SIGKILL');
-});
-
-// A child process with its output (stdout and stderr) kept line by line.
-class Child {
-  constructor(cmd, args, options) {
-    this.lines = [];
-    this.waiters = [];
-    this.exitCode = undefined;
-    this.proc = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(this);
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        this.exitCode = code ?? signal;
-        children.delete(this);
-        for (const w of this.waiters) w.check(true);
-        resolve(this.exitCode);
-      });
-    });
-    for (const stream of [this.proc.stdout, this.proc.stderr]) {
-      let rest = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => {
-        const parts = (rest + chunk).split('\n');
-        rest = parts.pop();
-        for (const line of parts) {
-          this.lines.push(line);
-          for (const w of this.waiters) w.check(false);
-        }
-      });
-    }
-  }
-
-  output() {
-    return this.lines.join('\n');
-  }
-
-  // Resolves with the first match of `re` in a line of output; rejects when the process exits
-  // or `ms` pass first.
-  waitFor(re, ms) {
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        check: (exited) => {
-          for (const line of this.lines) {
-            const m = line.match(re);
-            if (m) return done(() => resolve(m));
-          }
-          if (exited) done(() => reject(new Error(`exited (${this.exitCode}) before ${re}:\n` +
-                                                 this.output())));
-        },
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${re} within ${ms} ms:\n` +
-                                                                 this.output()))), ms);
-      const done = (fn) => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        fn();
-      };
-      this.waiters.push(waiter);
-      waiter.check(this.exitCode !== undefined);
-    });
-  }
-
-  // SIGTERM, then SIGKILL after `ms`. Resolves with the exit code (or signal name).
-  async stop(ms = 5000) {
-    if (this.exitCode !== undefined) return this.exitCode;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), ms);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
 // A port that was free a moment ago (server-everything cannot listen on port 0 and report it).
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -219,30 +143,8 @@ async function startEverything() {
 }
 
 // `aegis serve` on port 0 for every listener, in `dir`. Resolves once it printed `aegis: ready`.
-async function startAegis(dir, config) {
-  const bundle = join(dir, 'bundle');
-  mkdirSync(bundle);
-  writeFileSync(join(bundle, 'policy.yaml'), POLICY);
-  const configPath = join(dir, 'aegis.yaml');
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const child = new Child(AEGIS, ['serve', '--bundle', bundle, '--config', configPath,
-                                  '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0',
-                                  '--proxy', '127.0.0.1:0'], { cwd: dir, env: process.env });
-  try {
-    await child.waitFor(/aegis: ready \(policy \S+ version \S+\)/, 15000);
-    const listening = (kind) => {
-      const re = new RegExp(`aegis: ${kind} listening on (\\S+):(\\d+)\\s*$`);
-      for (const line of child.lines) {
-        const m = line.match(re);
-        if (m) return Number(m[2]);
-      }
-      throw new Error(`aegis serve printed no ${kind} listening line:\n${child.output()}`);
-    };
-    return { child, httpPort: listening('http'), proxyPort: listening('proxy') };
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
+function startAegis(dir, config) {
+  return startAegisOn(AEGIS, dir, POLICY, config);
 }
 
 // --- the recorder between Aegis and server-everything --------------------------------------
@@ -309,36 +211,6 @@ async function connect(url, headers = {}) {
   const client = new Client({ name: 'aegis-mcp-gateway-test', version: '1.0.0' });
   await client.connect(transport);
   return { client, transport };
-}
-
-async function closeQuietly(c) {
-  if (!c) return;
-  try {
-    await c.client.close();
-  } catch {
-    // already closed
-  }
-}
-
-function text(result) {
-  assert.ok(Array.isArray(result.content), JSON.stringify(result));
-  return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
-}
-
-// A refusal as the gateway answers it: a tool error whose text says why, with the decision JSON
-// in _meta["aegis/decision"] (not structuredContent, which clients check against the tool's
-// outputSchema even in errors). Returns the decision.
-function assertRefusal(result, decision, what) {
-  assert.equal(result.isError, true, `${what}: ${JSON.stringify(result)}`);
-  assert.equal(result.structuredContent, undefined, `${what}: ${JSON.stringify(result)}`);
-  const sc = result._meta?.['aegis/decision'];
-  assert.equal(typeof sc, 'object', `${what}: no _meta decision: ${JSON.stringify(result)}`);
-  assert.equal(sc.decision, decision, `${what}: ${JSON.stringify(sc)}`);
-  assert.ok(Array.isArray(sc.reasons) && sc.reasons.length > 0, JSON.stringify(sc));
-  assert.match(sc.decision_id, /^[0-9a-f-]{36}$/, JSON.stringify(sc));
-  const t = text(result);
-  assert.ok(t.includes(sc.decision_id), `${what}: the text names no decision id: ${t}`);
-  return sc;
 }
 
 function parseMetrics(body) {
@@ -467,7 +339,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
     try {
       assert.deepEqual((await outsider.client.listTools()).tools, []);
       const r = await outsider.client.callTool({ name: 'echo', arguments: { message: 'out' } });
-      const sc = assertRefusal(r, 'deny', 'an out-of-scope call');
+      const sc = assertDecidedRefusal(r, 'deny', 'an out-of-scope call');
       assert.equal(sc.reasons[0].code, 'tool_out_of_scope', JSON.stringify(sc));
       assert.ok(!recorder.calls().some((c) => c.arguments && c.arguments.message === 'out'));
     } finally {
@@ -495,7 +367,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
      async () => {
        const before = recorder.seen.length;
        const r = await gw.client.callTool({ name: 'get-sum', arguments: { a: 500, b: 1 } });
-       const sc = assertRefusal(r, 'deny', 'get-sum a=500');
+       const sc = assertDecidedRefusal(r, 'deny', 'get-sum a=500');
        assert.equal(sc.reasons[0].code, 'rule');
        assert.equal(sc.reasons[0].rule, 'sum-ceiling');
        const t = text(r);
@@ -518,7 +390,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
     ];
     for (const [name, args, code, rule] of cases) {
       const r = await gw.client.callTool({ name, arguments: args });
-      const sc = assertRefusal(r, 'deny', name);
+      const sc = assertDecidedRefusal(r, 'deny', name);
       assert.equal(sc.reasons[0].code, code, `${name}: ${JSON.stringify(sc)}`);
       if (rule) assert.equal(sc.reasons[0].rule, rule);
     }
@@ -528,7 +400,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
   it('answers approval_needed with the approval id, and the approval exists', async () => {
     const before = recorder.seen.length;
     const r = await gw.client.callTool({ name: 'get-sum', arguments: { a: 5, b: 5000 } });
-    const sc = assertRefusal(r, 'approval_needed', 'get-sum b=5000');
+    const sc = assertDecidedRefusal(r, 'approval_needed', 'get-sum b=5000');
     assert.equal(sc.reasons[0].rule, 'sum-approval');
     const id = (sc.approval && sc.approval.id) || sc.approval_id;
     assert.equal(typeof id, 'string', `no approval id: ${JSON.stringify(sc)}`);
@@ -702,7 +574,7 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
         const r = await counted.client.callTool({ name: 'echo', arguments: { message } });
         assert.equal(text(r), `Echo: ${message}`);
       }
-      assertRefusal(await counted.client.callTool({ name: 'get-env', arguments: {} }), 'deny',
+      assertDecidedRefusal(await counted.client.callTool({ name: 'get-env', arguments: {} }), 'deny',
                     'get-env');
     } finally {
       await closeQuietly(counted);
@@ -733,14 +605,14 @@ describe('MCP gateway between the MCP SDK client and server-everything', { timeo
                        [...OFFERED].sort());
       assert.equal(text(await c.client.callTool({ name: 'echo', arguments: { message: 'named' } })),
                    'Echo: named');
-      const sc = assertRefusal(await c.client.callTool({ name: 'get-env', arguments: {} }), 'deny',
+      const sc = assertDecidedRefusal(await c.client.callTool({ name: 'get-env', arguments: {} }), 'deny',
                                'get-env');
       assert.equal(sc.agent, 'mcp-agent');
       // An agent the policy does not know is refused every call.
       const stranger = await connect(url, { 'x-aegis-agent': 'stranger' });
       try {
         const r = await stranger.client.callTool({ name: 'echo', arguments: { message: 'who' } });
-        assert.equal(assertRefusal(r, 'deny', 'stranger').reasons[0].code, 'unknown_agent');
+        assert.equal(assertDecidedRefusal(r, 'deny', 'stranger').reasons[0].code, 'unknown_agent');
       } finally {
         await closeQuietly(stranger);
       }

@@ -27,7 +27,6 @@
 // Usage: node stdio_test.mjs <path to aegis>
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync,
@@ -38,6 +37,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Child, assertDecidedRefusal, assertRefusal, closeQuietly, startAegis as startAegisOn, text } from './support.mjs';
 
 const AEGIS = process.argv[2];
 if (!AEGIS) {
@@ -114,105 +114,8 @@ const OFFERED = ['directory_tree', 'get_file_info', 'list_allowed_directories', 
 
 // --- processes ------------------------------------------------------------------------------
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.proc.kill('SIGKILL');
-});
-
-// A child process with its output (stdout and stderr) kept line by line. Its standard input is
-// /dev/null unless options.stdin says otherwise ('pipe': this.proc.stdin).
-class Child {
-  constructor(cmd, args, options) {
-    this.lines = [];
-    this.waiters = [];
-    this.exitCode = undefined;
-    const { stdin = 'ignore', ...rest } = options;
-    this.proc = spawn(cmd, args, { ...rest, stdio: [stdin, 'pipe', 'pipe'] });
-    children.add(this);
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        this.exitCode = code ?? signal;
-        children.delete(this);
-        for (const w of this.waiters) w.check(true);
-        resolve(this.exitCode);
-      });
-    });
-    for (const stream of [this.proc.stdout, this.proc.stderr]) {
-      let rest = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => {
-        const parts = (rest + chunk).split('\n');
-        rest = parts.pop();
-        for (const line of parts) {
-          this.lines.push(line);
-          for (const w of this.waiters) w.check(false);
-        }
-      });
-    }
-  }
-
-  output() {
-    return this.lines.join('\n');
-  }
-
-  // Resolves with the first match of `re` in a line of output; rejects when the process exits
-  // or `ms` pass first.
-  waitFor(re, ms) {
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        check: (exited) => {
-          for (const line of this.lines) {
-            const m = line.match(re);
-            if (m) return done(() => resolve(m));
-          }
-          if (exited) done(() => reject(new Error(`exited (${this.exitCode}) before ${re}:\n` +
-                                                 this.output())));
-        },
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${re} within ${ms} ms:\n` +
-                                                                 this.output()))), ms);
-      const done = (fn) => {
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        fn();
-      };
-      this.waiters.push(waiter);
-      waiter.check(this.exitCode !== undefined);
-    });
-  }
-
-  // SIGTERM, then SIGKILL after `ms`. Resolves with the exit code (or signal name).
-  async stop(ms = 5000) {
-    if (this.exitCode !== undefined) return this.exitCode;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), ms);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
-// `aegis serve` on port 0 for every listener, in `dir`, with the policy for `root`. Resolves
-// once it printed `aegis: ready`.
-async function startAegis(dir, root, config) {
-  const bundle = join(dir, 'bundle');
-  mkdirSync(bundle, { recursive: true });
-  writeFileSync(join(bundle, 'policy.yaml'), policy(root));
-  const configPath = join(dir, 'aegis.yaml');
-  writeFileSync(configPath, JSON.stringify({ data_dir: join(dir, 'data'), ...config }, null, 2));
-  const child = new Child(AEGIS, ['serve', '--bundle', bundle, '--config', configPath,
-                                  '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0',
-                                  '--proxy', '127.0.0.1:0'], { cwd: dir, env: process.env });
-  try {
-    await child.waitFor(/aegis: ready \(policy \S+ version \S+\)/, 15000);
-    const m = child.lines.map((l) => l.match(/aegis: http listening on (\S+):(\d+)\s*$/))
-      .find(Boolean);
-    if (!m) throw new Error(`aegis serve printed no http listening line:\n${child.output()}`);
-    return { child, httpPort: Number(m[2]) };
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
+function startAegis(dir, root, config) {
+  return startAegisOn(AEGIS, dir, policy(root), { data_dir: join(dir, 'data'), ...config });
 }
 
 // The pids of `pid`'s children (from /proc; Linux).
@@ -283,41 +186,6 @@ function connectWrapped(root, httpPort, { who = ['--agent', 'desk-agent'], env =
   return connect(AEGIS, ['mcp', 'wrap', ...who, '--tool', 'filesystem',
                          '--server', `http://127.0.0.1:${httpPort}`,
                          '--', process.execPath, FILESYSTEM, root], env);
-}
-
-async function closeQuietly(c) {
-  if (!c) return;
-  try {
-    await c.client.close();
-  } catch {
-    // already closed
-  }
-}
-
-function text(result) {
-  assert.ok(Array.isArray(result.content), JSON.stringify(result));
-  return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
-}
-
-// A refusal as the wrapper answers it: a tool error whose text says why, with the decision JSON
-// in _meta["aegis/decision"]. Returns the decision.
-function assertRefusal(result, decision, what) {
-  assert.equal(result.isError, true, `${what}: ${JSON.stringify(result)}`);
-  assert.equal(result.structuredContent, undefined, `${what}: ${JSON.stringify(result)}`);
-  const sc = result._meta?.['aegis/decision'];
-  assert.equal(typeof sc, 'object', `${what}: no _meta decision: ${JSON.stringify(result)}`);
-  assert.equal(sc.decision, decision, `${what}: ${JSON.stringify(sc)}`);
-  assert.ok(Array.isArray(sc.reasons) && sc.reasons.length > 0, JSON.stringify(sc));
-  return sc;
-}
-
-// A refusal decided by aegis serve: it has a decision id, and the text names it.
-function assertDecidedRefusal(result, decision, what) {
-  const sc = assertRefusal(result, decision, what);
-  assert.match(sc.decision_id, /^[0-9a-f-]{36}$/, JSON.stringify(sc));
-  const t = text(result);
-  assert.ok(t.includes(sc.decision_id), `${what}: the text names no decision id: ${t}`);
-  return sc;
 }
 
 // Every file and directory under `dir` with its contents: {relative path: text or '<dir>'}.

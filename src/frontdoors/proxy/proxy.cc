@@ -188,6 +188,27 @@ struct Proxy::Impl {
   std::condition_variable idle_cv;
   bool stopped = false;
 
+  // Counts a request waiting on an upstream while it lives (Stop's drain waits for none); the
+  // last one to end during a drain wakes Stop. `counted` false: not a request a drain waits for.
+  class InFlight {
+   public:
+    InFlight(Impl& impl, bool counted = true) : impl_(counted ? &impl : nullptr) {
+      if (impl_) impl_->active.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~InFlight() {
+      if (impl_ && impl_->active.fetch_sub(1, std::memory_order_relaxed) == 1 &&
+          impl_->draining.load()) {
+        std::lock_guard lock(impl_->mu);
+        impl_->idle_cv.notify_all();
+      }
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    Impl* impl_;
+  };
+
   void Log(std::string_view level, const std::string& message) const {
     if (log) log(level, message);
   }
@@ -773,20 +794,14 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
       if (it == fields.end()) return;
       if (auto usd = ParseCost(it->value()); usd && std::isfinite(*usd) && *usd >= 0) settle(*usd);
     };
-    active.fetch_add(1, std::memory_order_relaxed);
-    bool again = co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header,
-                                body_stream);
-    if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
-      std::lock_guard lock(mu);
-      idle_cv.notify_all();
-    }
-    co_return again;
+    InFlight in_flight(*this);
+    co_return co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header,
+                             body_stream);
   }
-  active.fetch_add(1, std::memory_order_relaxed);
-  Exchange ex = co_await Forward(w, origin, req);
-  if (active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
-    std::lock_guard lock(mu);
-    idle_cv.notify_all();
+  Exchange ex;
+  {
+    InFlight in_flight(*this);
+    ex = co_await Forward(w, origin, req);
   }
   if (ex.error != UpstreamError::kNone) {
     settle(0);  // the call did not happen
@@ -1008,15 +1023,9 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
   };
   // A GET is the server's event stream, open for the whole session: not a request in flight
   // that a drain should wait for.
-  bool counted = req.method() != http::verb::get;
-  if (counted) active.fetch_add(1, std::memory_order_relaxed);
-  bool again = co_await Relay(w, client, route.upstream, req, transform,
-                              decision ? &*decision : nullptr, keep_alive);
-  if (counted && active.fetch_sub(1, std::memory_order_relaxed) == 1 && draining.load()) {
-    std::lock_guard lock(mu);
-    idle_cv.notify_all();
-  }
-  co_return again;
+  InFlight in_flight(*this, req.method() != http::verb::get);
+  co_return co_await Relay(w, client, route.upstream, req, transform,
+                           decision ? &*decision : nullptr, keep_alive);
 }
 
 namespace {
