@@ -1,7 +1,5 @@
 #include "audit/format.h"
 
-#include <openssl/sha.h>
-
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -30,16 +28,6 @@ void AppendInt(std::string& out, int64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, end);
-}
-
-void AppendSha256Hex(std::string_view data, std::string& out) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char b : md) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
 }
 
 // Length of the UTF-8 sequence a lead byte announces (1 for anything that cannot lead one).
@@ -88,7 +76,7 @@ void AppendField(std::string& out, std::string_view key, std::string_view value,
 std::string FinishRecordLine(std::string& out, size_t start) {
   std::string hash;
   hash.reserve(kHashHexLen);
-  AppendSha256Hex(std::string_view(out).substr(start), hash);
+  common::AppendSha256Hex(std::string_view(out).substr(start), hash);
   out.append(kHashSuffixStart);
   out.append(hash);
   out.append("\"}\n");
@@ -271,7 +259,7 @@ common::StatusOr<Entry> ParseRecord(std::string_view line, Json json) {
   }
   std::string computed;
   computed.reserve(kHashHexLen);
-  AppendSha256Hex(line.substr(0, line.size() - kSuffixLen), computed);
+  common::AppendSha256Hex(line.substr(0, line.size() - kSuffixLen), computed);
   e.hash_matches = computed == e.hash;
   e.record = std::move(json);
   return e;

@@ -34,7 +34,9 @@
 #include "engine/call_context.h"
 #include "frontdoors/headers.h"
 #include "frontdoors/proxy/mcp.h"
+#include "frontdoors/proxy/deadlines.h"
 #include "frontdoors/proxy/request_target.h"
+#include "frontdoors/proxy/wire.h"
 #include "net/http_server.h"
 #include "redact/redact.h"
 
@@ -44,12 +46,21 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace ssl = boost::asio::ssl;
-using asio::awaitable;
-using asio::use_awaitable;
 using common::Json;
 using common::StrCat;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+// One executor type throughout, rather than Asio's type-erased any_io_executor: every operation
+// copies its executor, and an erased copy is a call through a table (a few percent of the
+// proxy's time in profiles).
+using Executor = asio::io_context::executor_type;
+template <typename T>
+using awaitable = asio::awaitable<T, Executor>;
+constexpr asio::use_awaitable_t<Executor> use_awaitable;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Resolver = asio::ip::basic_resolver<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
 
 namespace {
 
@@ -90,21 +101,11 @@ enum Result {
 constexpr std::string_view kResultNames[kResults] = {
     "forwarded", "refused", "bad_request", "no_route", "upstream_error", "upstream_timeout"};
 
-// Hop-by-hop headers (RFC 9110 section 7.6.1) and the ones the proxy sets itself.
-bool IsHopByHop(std::string_view lower) {
-  static constexpr std::string_view kHop[] = {
-      "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-      "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"};
-  for (std::string_view h : kHop) {
-    if (lower == h) return true;
-  }
-  return false;
-}
-
 bool IsJsonType(std::string_view content_type) {
-  std::string t = frontdoors::LowerAscii(content_type.substr(0, content_type.find(';')));
-  while (!t.empty() && t.back() == ' ') t.pop_back();
-  return t == "application/json" || (t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0);
+  std::string_view t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  return beast::iequals(t, "application/json") ||
+         (t.size() > 5 && beast::iequals(t.substr(t.size() - 5), "+json"));
 }
 
 // Percent-encodes a query key or value (everything but RFC 3986 unreserved characters).
@@ -129,14 +130,36 @@ std::string QueryValue(const Json& v) { return v.is_string() ? v.as_string() : v
 
 // One upstream connection, plain or TLS, pooled by origin when the exchange left it reusable.
 struct Upstream {
+  explicit Upstream(Deadlines& deadlines) : deadline(deadlines) {}
   std::string origin;  // pool key: "https://host:port"
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::optional<Socket> plain;
+  std::unique_ptr<beast::ssl_stream<Socket>> tls;
+  Deadlines::Deadline deadline;  // watches lowest()
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
   bool reused = false;
 
-  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  Socket& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+// An agent's connection to the proxy.
+struct Client {
+  Client(Socket s, Deadlines& deadlines) : socket(std::move(s)), deadline(deadlines, &socket) {}
+  Socket socket;
+  // Set before each operation on the socket and cleared after it: a client waiting for its
+  // answer is not timed out for the upstream's slowness.
+  Deadlines::Deadline deadline;
+  beast::flat_buffer buffer;     // what was read of the next request
+  std::string upstream_head;     // the head of the request being sent upstream
+  std::string head;              // a response head being sent
+  std::array<char, 16384> body;  // a piece of a body being relayed, either way
+};
+
+// A request as it goes upstream: its head (wire.h) and, unless streamed, its body.
+struct Outgoing {
+  std::string_view head;
+  std::string body;
+  bool head_request = false;  // a HEAD: the response has no body
 };
 
 enum class UpstreamError { kNone, kConnect, kTls, kIo, kTimeout, kTooLarge, kMalformed };
@@ -152,8 +175,9 @@ struct Exchange {
 
 struct Proxy::Impl {
   struct Worker {
+    Deadlines deadlines;  // first: the last to go, after every socket that registered with it
     asio::io_context ioc{1};
-    tcp::acceptor acceptor{ioc};
+    Acceptor acceptor{ioc};
     // Idle upstream connections by origin; only this worker's thread touches it.
     std::unordered_map<std::string, std::deque<std::unique_ptr<Upstream>>> idle;
     std::thread thread;
@@ -215,33 +239,38 @@ struct Proxy::Impl {
   void Count(Result r) { results[r].fetch_add(1, std::memory_order_relaxed); }
 
   awaitable<void> Accept(Worker& w);
-  awaitable<void> Serve(Worker& w, tcp::socket socket);
+  // Closes the sockets past their deadlines, every tick, until the worker stops.
+  awaitable<void> Sweep(Worker& w);
+  awaitable<void> Serve(Worker& w, Socket socket);
   // Handles one request and writes its response; returns whether the client connection may
   // serve another request.
   // `body` (optional): the request's body is still on the client connection (see BodyStream).
-  awaitable<bool> Handle(Worker& w, beast::tcp_stream& client, Request& req,
-                         BodyStream* body = nullptr);
+  awaitable<bool> Handle(Worker& w, Client& client, Request& req, BodyStream* body = nullptr);
+  // Writes a whole response to the client; returns whether it was sent and the connection may
+  // go on (`res.keep_alive()`).
+  awaitable<bool> Respond(Client& client, Response& res);
   // CONNECT on a route with tunnel: true, once allowed: a byte pipe to the host.
-  awaitable<bool> Tunnel(beast::tcp_stream& client, const RequestTarget& target);
+  awaitable<bool> Tunnel(Worker& w, Client& client, const RequestTarget& target);
   // A connection to `origin`: pooled, or new (ex tells why there is none).
   awaitable<std::unique_ptr<Upstream>> Acquire(Worker& w, const net::Url& origin, Exchange& ex);
   // Gives a connection whose last exchange ended cleanly back to the pool.
   void Release(Worker& w, std::unique_ptr<Upstream> up);
   // One request and its whole (buffered) response.
-  awaitable<Exchange> Forward(Worker& w, const net::Url& origin, Request& upstream_req);
+  awaitable<Exchange> Forward(Worker& w, const net::Url& origin, const Outgoing& out);
   // An MCP route (docs/mcp.md): decides tools/call, filters tools/list, relays the rest.
-  awaitable<bool> HandleMcp(Worker& w, beast::tcp_stream& client, Request& req,
-                            const Route& route, const RequestTarget& target);
-  // Sends `req` and streams the response to the client; each JSON-RPC message in it (a JSON
+  awaitable<bool> HandleMcp(Worker& w, Client& client, Request& req, const Route& route,
+                            const RequestTarget& target);
+  // Sends `out` and streams the response to the client; each JSON-RPC message in it (a JSON
   // body or server-sent events) goes through `transform`, which returns whether it changed it.
   // Without a transform the body is streamed as it comes, whatever its size. `on_header`
   // (optional) sees the upstream's response header first (the actual cost).
-  awaitable<bool> Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
-                        Request& req, const std::function<bool(Json&)>& transform,
-                        const engine::Decision* d, bool keep_alive,
+  awaitable<bool> Relay(Worker& w, Client& client, const net::Url& origin, const Outgoing& out,
+                        const std::function<bool(Json&)>& transform, const engine::Decision* d,
+                        bool keep_alive,
                         const std::function<void(const http::fields&)>& on_header = nullptr,
                         BodyStream* body_stream = nullptr);
-  awaitable<std::unique_ptr<Upstream>> Connect(const net::Url& origin, Exchange& ex);
+  awaitable<std::unique_ptr<Upstream>> Connect(Worker& w, const net::Url& origin, Exchange& ex);
+  Clock::duration sweep_tick{std::chrono::milliseconds(100)};
 
   const Route* RouteForPath(std::string_view path) const {
     for (const Route& r : routes) {
@@ -281,11 +310,16 @@ void ErrorResponse(Response& res, unsigned status, std::string_view code,
   res.body() = std::move(body);
 }
 
+// The decision's headers on a response the upstream gave.
+std::array<Field, 4> DecisionFields(const engine::Decision& d) {
+  return {Field{"x-aegis-decision", policy::EffectName(d.outcome)},
+          Field{"x-aegis-decision-id", d.id_view()},
+          Field{"x-aegis-policy-version", d.policy->version},
+          Field{"x-aegis-enforced", d.enforced() ? "true" : "false"}};
+}
+
 void DecisionHeaders(const engine::Decision& d, Response& res) {
-  res.set("x-aegis-decision", std::string(policy::EffectName(d.outcome)));
-  res.set("x-aegis-decision-id", std::string(d.id_view()));
-  res.set("x-aegis-policy-version", d.policy->version);
-  res.set("x-aegis-enforced", d.enforced() ? "true" : "false");
+  for (const auto& [name, value] : DecisionFields(d)) res.set(name, value);
 }
 
 std::string_view Header(const Request& req, std::string_view name) {
@@ -320,53 +354,46 @@ std::optional<double> ParseCost(std::string_view s) {
   return d;
 }
 
-// Edits the agent's request in place into the upstream's: target, Host, the route's credential
-// (a header of the same name from the agent dropped), the decision's traceparent, `body` with
-// its length; hop-by-hop headers (and those Connection names), Authorization,
-// Proxy-Authorization, Expect and every x-aegis-* header removed.
-void RewriteForUpstream(Request& req, const Route* route, const net::Url& origin,
-                        const std::string& up_target, const std::string& traceparent,
-                        std::string body) {
-  // Headers named in Connection are hop-by-hop too.
-  std::vector<std::string> connection_named;
-  if (auto c = Header(req, "connection"); !c.empty()) {
-    size_t pos = 0;
-    while (pos < c.size()) {
-      size_t comma = c.find(',', pos);
-      std::string_view token_name =
-          c.substr(pos, comma == std::string_view::npos ? comma : comma - pos);
-      while (!token_name.empty() && token_name.front() == ' ') token_name.remove_prefix(1);
-      while (!token_name.empty() && token_name.back() == ' ') token_name.remove_suffix(1);
-      if (!token_name.empty()) connection_named.push_back(frontdoors::LowerAscii(token_name));
-      if (comma == std::string_view::npos) break;
-      pos = comma + 1;
-    }
+// The upstream's request (wire.h), its head written into `head` (a buffer the connection
+// reuses): `body` goes whole, with its length when the agent's request had a body; or, given
+// `streamed`, the body still on the client connection follows the head in the client's framing.
+Outgoing ToUpstream(const Request& req, const Route* route, const net::Url& origin,
+                    std::string_view target, std::string_view traceparent, std::string body,
+                    std::string& head, const BodyStream* streamed = nullptr) {
+  Framing framing;
+  if (streamed) {
+    auto length = streamed->parser.content_length();
+    framing = length ? Framing::Length(*length) : Framing::Chunked();
+  } else if (!body.empty() || req.has_content_length() || req.chunked()) {
+    framing = Framing::Length(body.size());
   }
-  std::string incoming_trace(Header(req, "traceparent"));
-  bool had_body = !body.empty() || req.has_content_length() || req.chunked();
-  for (auto it = req.begin(); it != req.end();) {
-    std::string name = frontdoors::LowerAscii(it->name_string());
-    bool drop = IsHopByHop(name) || name == "host" || name == "authorization" ||
-                name == "content-length" || name == "expect" || name == "traceparent" ||
-                name.rfind("x-aegis-", 0) == 0 || (route && name == route->credential_header) ||
-                std::find(connection_named.begin(), connection_named.end(), name) !=
-                    connection_named.end();
-    it = drop ? req.erase(it) : std::next(it);
-  }
-  req.target(up_target);
-  req.version(11);
-  req.set(http::field::host, origin.HostHeader());
-  if (route && !route->credential_header.empty()) {
-    req.set(route->credential_header, route->credential_value);
-  }
-  if (!traceparent.empty()) {
-    req.set("traceparent", traceparent);
-  } else if (!incoming_trace.empty()) {
-    req.set("traceparent", incoming_trace);
-  }
-  req.keep_alive(true);
-  req.body() = std::move(body);
-  if (had_body) req.prepare_payload();
+  std::string host = origin.HostHeader();
+  head.clear();
+  AppendUpstreamHead(head, req,
+                     {.target = target,
+                      .host = host,
+                      .credential_header = route ? route->credential_header : std::string_view(),
+                      .credential_value = route ? route->credential_value : std::string_view(),
+                      .traceparent = traceparent,
+                      .framing = framing});
+  Outgoing out;
+  out.head = head;
+  out.body = std::move(body);
+  out.head_request = req.method() == http::verb::head;
+  return out;
+}
+
+// Whether a response with this status to this request has a body (RFC 9110 section 6.4.1).
+bool HasBody(int status, bool head_request) {
+  return !head_request && status >= 200 && status != 204 && status != 304;
+}
+
+template <typename Stream>
+awaitable<beast::error_code> Send(Stream& stream, const Outgoing& out) {
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(out.head), asio::buffer(out.body)};
+  beast::error_code ec;
+  co_await asio::async_write(stream, buffers, asio::redirect_error(use_awaitable, ec));
+  co_return ec;
 }
 
 template <typename Stream>
@@ -382,6 +409,7 @@ awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max
   if (!ec && !parser.is_done()) {
     co_await http::async_read(stream, up.buffer, parser, asio::redirect_error(use_awaitable, ec));
   }
+  ec = up.deadline.Why(ec);
   if (ec) {
     ex.wrote_nothing = !parser.got_some();
     if (ec == beast::error::timeout) {
@@ -405,11 +433,12 @@ awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max
 
 }  // namespace
 
-awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(const net::Url& origin, Exchange& ex) {
-  auto up = std::make_unique<Upstream>();
+awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(Worker& w, const net::Url& origin,
+                                                          Exchange& ex) {
+  auto up = std::make_unique<Upstream>(w.deadlines);
   up->origin = origin.Origin();
   auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
+  Resolver resolver(executor);
   beast::error_code ec;
   auto endpoints = co_await resolver.async_resolve(origin.host, std::to_string(origin.port),
                                                    asio::redirect_error(use_awaitable, ec));
@@ -418,20 +447,21 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(const net::Url& origin
     ex.message = StrCat("cannot resolve ", origin.Origin(), ": ", ec.message());
     co_return nullptr;
   }
-  beast::tcp_stream stream(executor);
-  stream.expires_after(config.connect_timeout);
-  co_await stream.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+  up->plain.emplace(executor);
+  up->deadline.Watch(&*up->plain);
+  up->deadline.After(config.connect_timeout);
+  co_await asio::async_connect(*up->plain, endpoints, asio::redirect_error(use_awaitable, ec));
+  ec = up->deadline.Why(ec);
   if (ec) {
     ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kConnect;
     ex.message = StrCat("cannot connect to ", origin.Origin(), ": ", ec.message());
     co_return nullptr;
   }
-  stream.socket().set_option(tcp::no_delay(true), ec);
-  if (!origin.tls) {
-    up->plain = std::make_unique<beast::tcp_stream>(std::move(stream));
-    co_return up;
-  }
-  up->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls);
+  up->plain->set_option(tcp::no_delay(true), ec);
+  if (!origin.tls) co_return up;
+  up->tls = std::make_unique<beast::ssl_stream<Socket>>(std::move(*up->plain), tls);
+  up->plain.reset();
+  up->deadline.Watch(&up->lowest());
   SSL* ssl_handle = up->tls->native_handle();
   // Verify the certificate against the host: a name (with SNI) or an IP literal.
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
@@ -444,9 +474,9 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(const net::Url& origin
     ex.message = StrCat("cannot set up TLS to ", origin.Origin());
     co_return nullptr;
   }
-  beast::get_lowest_layer(*up->tls).expires_after(config.connect_timeout);
   co_await up->tls->async_handshake(ssl::stream_base::client,
                                     asio::redirect_error(use_awaitable, ec));
+  ec = up->deadline.Why(ec);
   if (ec) {
     ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kTls;
     ex.message = StrCat("TLS with ", origin.Origin(), " failed: ", ec.message());
@@ -470,7 +500,7 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Acquire(Worker& w, const net::
     upstream_reused.fetch_add(1, std::memory_order_relaxed);
     co_return up;
   }
-  up = co_await Connect(origin, ex);
+  up = co_await Connect(w, origin, ex);
   if (up) upstream_new.fetch_add(1, std::memory_order_relaxed);
   co_return up;
 }
@@ -479,31 +509,31 @@ void Proxy::Impl::Release(Worker& w, std::unique_ptr<Upstream> up) {
   auto& pool = w.idle[up->origin];
   if (pool.size() >= config.max_idle_per_upstream || draining.load()) return;
   up->idle_since = Clock::now();
-  up->lowest().expires_never();
+  up->deadline.Never();
   pool.push_back(std::move(up));
 }
 
-awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Request& req) {
-  bool head = req.method() == http::verb::head;
+awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, const Outgoing& out) {
   for (int attempt = 0;; ++attempt) {
     Exchange ex;
     std::unique_ptr<Upstream> up = co_await Acquire(w, origin, ex);
     if (!up) co_return ex;
+    up->deadline.After(config.upstream_timeout);
     beast::error_code ec;
-    up->lowest().expires_after(config.upstream_timeout);
     if (up->tls) {
-      co_await http::async_write(*up->tls, req, asio::redirect_error(use_awaitable, ec));
+      ec = co_await Send(*up->tls, out);
     } else {
-      co_await http::async_write(*up->plain, req, asio::redirect_error(use_awaitable, ec));
+      ec = co_await Send(*up->plain, out);
     }
+    ec = up->deadline.Why(ec);
     if (ec) {
       ex.wrote_nothing = true;
       ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kIo;
       ex.message = StrCat("sending to ", origin.Origin(), " failed: ", ec.message());
     } else if (up->tls) {
-      co_await ReadResponse(*up->tls, *up, head, config.max_body_bytes, ex);
+      co_await ReadResponse(*up->tls, *up, out.head_request, config.max_body_bytes, ex);
     } else {
-      co_await ReadResponse(*up->plain, *up, head, config.max_body_bytes, ex);
+      co_await ReadResponse(*up->plain, *up, out.head_request, config.max_body_bytes, ex);
     }
     // A kept-alive connection the upstream had closed fails before any answer: try once more
     // on a new one. Nothing reached the upstream's application in that case.
@@ -518,7 +548,15 @@ awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, Requ
   }
 }
 
-awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Request& req,
+awaitable<bool> Proxy::Impl::Respond(Client& client, Response& res) {
+  beast::error_code ec;
+  client.deadline.After(config.request_timeout);
+  co_await http::async_write(client.socket, res, asio::redirect_error(use_awaitable, ec));
+  client.deadline.Never();
+  co_return !ec && res.keep_alive();
+}
+
+awaitable<bool> Proxy::Impl::Handle(Worker& w, Client& client, Request& req,
                                     BodyStream* body_stream) {
   Response res;
   res.version(11);
@@ -532,10 +570,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     if (result == kBadRequest || result == kNoRoute) metrics.RecordBadRequest(kDoor);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    beast::error_code ec;
-    client.expires_after(config.request_timeout);
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
-    co_return !ec && keep_alive;
+    co_return co_await Respond(client, res);
   };
 
   // 1. The target and Host, strictly: anything ambiguous is refused before any decision.
@@ -726,7 +761,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
 
   if (target->form == RequestTarget::Form::kAuthority) {
     Count(kForwarded);
-    co_return co_await Tunnel(client, *target);
+    co_return co_await Tunnel(w, client, *target);
   }
 
   // 5. The upstream request: sanitized where the decision says, the agent's credentials out,
@@ -763,7 +798,6 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
       if (rebuilt.ok()) body = rebuilt->Canonical();
     }
   }
-  // The request is edited in place into the upstream's: fewer copies on the hot path.
   std::string up_target = upstream_path;
   if (route && !route->credential_query.empty()) {
     if (!raw_query.empty()) raw_query += '&';
@@ -772,17 +806,11 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     AppendQueryEncoded(raw_query, route->credential_value);
   }
   if (!raw_query.empty()) up_target += "?" + raw_query;
-  RewriteForUpstream(req, route, origin, up_target, traceparent, std::move(body));
-  if (body_stream) {
-    // The client's framing, for the body that follows.
-    if (auto length = body_stream->parser.content_length()) {
-      req.content_length(*length);
-    } else {
-      req.erase(http::field::content_length);
-      req.chunked(true);
-    }
-    keep_alive = req_keep_alive;
-  }
+  Outgoing out =
+      ToUpstream(req, route, origin, up_target, traceparent, std::move(body),
+                 client.upstream_head, body_stream);
+  // The client's body is streamed after this answer: its connection may go on once it has.
+  if (body_stream) keep_alive = req_keep_alive;
 
   // 6. The exchange. A response nothing needs to read (no redaction, no cost in its JSON) is
   // streamed to the client as it arrives, whatever its size; otherwise it is read whole.
@@ -795,13 +823,13 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
       if (auto usd = ParseCost(it->value()); usd && std::isfinite(*usd) && *usd >= 0) settle(*usd);
     };
     InFlight in_flight(*this);
-    co_return co_await Relay(w, client, origin, req, nullptr, &d, keep_alive, cost_from_header,
+    co_return co_await Relay(w, client, origin, out, nullptr, &d, keep_alive, cost_from_header,
                              body_stream);
   }
   Exchange ex;
   {
     InFlight in_flight(*this);
-    ex = co_await Forward(w, origin, req);
+    ex = co_await Forward(w, origin, out);
   }
   if (ex.error != UpstreamError::kNone) {
     settle(0);  // the call did not happen
@@ -842,36 +870,31 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, beast::tcp_stream& client, Reques
     auto result = response_redactor.RedactJson(*parsed_body, {});
     if (result.replaced > 0) up_res.body() = parsed_body->Canonical();
   }
-  // The upstream's response is edited in place into the client's.
-  std::string head_length;
-  if (auto it = up_res.find(http::field::content_length); it != up_res.end()) {
-    head_length = std::string(it->value());
-  }
-  for (auto it = up_res.begin(); it != up_res.end();) {
-    std::string name = frontdoors::LowerAscii(it->name_string());
-    it = IsHopByHop(name) || name == "content-length" || name.rfind("x-aegis-", 0) == 0
-             ? up_res.erase(it)
-             : std::next(it);
-  }
-  DecisionHeaders(d, up_res);
   Count(kForwarded);
-  up_res.keep_alive(keep_alive);
-  beast::error_code ec;
-  client.expires_after(config.request_timeout);
-  if (req.method() == http::verb::head) {
-    // Keep the upstream's Content-Length: a HEAD answer describes a body it does not send.
-    if (!head_length.empty()) up_res.set(http::field::content_length, head_length);
-    http::response_serializer<http::string_body> sr(up_res);
-    co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
-  } else {
-    int status = up_res.result_int();
-    if (status >= 200 && status != 204 && status != 304) up_res.prepare_payload();
-    co_await http::async_write(client, up_res, asio::redirect_error(use_awaitable, ec));
+  // A HEAD answer keeps the upstream's Content-Length: it describes a body it does not send.
+  Framing framing;
+  if (out.head_request) {
+    std::string_view length = up_res[http::field::content_length];
+    uint64_t n = 0;
+    if (!length.empty() &&
+        std::from_chars(length.data(), length.data() + length.size(), n).ec == std::errc()) {
+      framing = Framing::Length(n);
+    }
+  } else if (HasBody(up_res.result_int(), false)) {
+    framing = Framing::Length(up_res.body().size());
   }
+  client.head.clear();
+  AppendResponseHead(client.head, up_res.base(), DecisionFields(d), framing, keep_alive);
+  std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(client.head), asio::buffer(out.head_request ? std::string_view() : up_res.body())};
+  beast::error_code ec;
+  client.deadline.After(config.request_timeout);
+  co_await asio::async_write(client.socket, buffers, asio::redirect_error(use_awaitable, ec));
+  client.deadline.Never();
   co_return !ec && keep_alive;
 }
 
-awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Request& req,
+awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, Client& client, Request& req,
                                        const Route& route, const RequestTarget& target) {
   constexpr int kDoor = static_cast<int>(service::FrontDoor::kMcp);
   bool keep_alive = req.keep_alive();
@@ -882,10 +905,7 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
     if (result == kBadRequest || result == kNoRoute) decider.metrics().RecordBadRequest(kDoor);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    beast::error_code ec;
-    client.expires_after(config.request_timeout);
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
-    co_return !ec && keep_alive;
+    co_return co_await Respond(client, res);
   };
   auto jsonrpc_error = [&](unsigned status, const Json* id, int code,
                            std::string_view message) -> awaitable<bool> {
@@ -1004,7 +1024,8 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
 
   std::string up_target = route.upstream.target;
   if (target.has_query) up_target += "?" + target.query;
-  RewriteForUpstream(req, &route, route.upstream, up_target, traceparent, std::move(body));
+  Outgoing out = ToUpstream(req, &route, route.upstream, up_target, traceparent, std::move(body),
+                            client.upstream_head);
   auto offered = [&](std::string_view tool_name) {
     engine::CallContext call = *base;
     call.action = std::string(tool_name);
@@ -1024,25 +1045,24 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, beast::tcp_stream& client, Req
   // A GET is the server's event stream, open for the whole session: not a request in flight
   // that a drain should wait for.
   InFlight in_flight(*this, req.method() != http::verb::get);
-  co_return co_await Relay(w, client, route.upstream, req, transform,
+  co_return co_await Relay(w, client, route.upstream, out, transform,
                            decision ? &*decision : nullptr, keep_alive);
 }
 
 namespace {
 
-// Reads the rest of a response body into `out`, up to `max` bytes.
+// Reads the rest of a response body into `out`, up to `max` bytes, through `buf`.
 template <typename Stream>
 awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
                                        http::response_parser<http::buffer_body>& p,
-                                       std::string& out, size_t max) {
-  std::array<char, 16384> buf;
+                                       std::span<char> buf, std::string& out, size_t max) {
   beast::error_code ec;
   while (!p.is_done()) {
     p.get().body().data = buf.data();
     p.get().body().size = buf.size();
     co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return ec;
+    if (ec) co_return up.deadline.Why(ec);
     out.append(buf.data(), buf.size() - p.get().body().size);
     if (out.size() > max) co_return beast::error_code(http::error::body_limit);
   }
@@ -1052,134 +1072,133 @@ awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
 // Streams server-sent events to the client as chunks, each through `transform`.
 template <typename Stream>
 awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
-                            http::response_parser<http::buffer_body>& p,
-                            beast::tcp_stream& client, size_t max_event,
-                            std::chrono::milliseconds write_timeout,
+                            http::response_parser<http::buffer_body>& p, Client& client,
+                            size_t max_event, std::chrono::milliseconds write_timeout,
                             const std::function<bool(Json&)>& transform) {
-  std::array<char, 16384> buf;
   mcp::SseSplitter events;
   beast::error_code ec;
+  up.deadline.Never();  // a stream may stay quiet for long
+  std::string out;
   while (!p.is_done()) {
-    p.get().body().data = buf.data();
-    p.get().body().size = buf.size();
-    up.lowest().expires_never();  // a stream may stay quiet for long
+    p.get().body().data = client.body.data();
+    p.get().body().size = client.body.size();
     // read_some: each piece goes on as soon as it arrives (async_read would wait for a full
     // buffer, holding back progress notifications).
     co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return false;
-    if (!events.Feed(std::string_view(buf.data(), buf.size() - p.get().body().size), max_event)) {
-      co_return false;
-    }
-    std::string out;
+    std::string_view piece(client.body.data(), client.body.size() - p.get().body().size);
+    if (!events.Feed(piece, max_event)) co_return false;
+    std::string data;
     while (auto event = events.Next()) {
-      if (auto data = mcp::EventData(*event)) {
-        auto message = common::ParseJson(*data, {.max_bytes = max_event, .max_depth = 128});
+      if (auto event_data = mcp::EventData(*event)) {
+        auto message = common::ParseJson(*event_data, {.max_bytes = max_event, .max_depth = 128});
         if (message.ok() && transform(*message)) {
           *event = mcp::ReplaceEventData(*event, message->Canonical());
         }
       }
-      out += *event;
+      data += *event;
     }
-    if (out.empty()) continue;
-    client.expires_after(write_timeout);
-    co_await asio::async_write(client, http::make_chunk(asio::buffer(out)),
+    if (data.empty()) continue;
+    out.clear();
+    AppendChunkSize(out, data.size());
+    out += data;
+    out += kCrlf;
+    client.deadline.After(write_timeout);
+    co_await asio::async_write(client.socket, asio::buffer(out),
                                asio::redirect_error(use_awaitable, ec));
-    client.expires_never();
+    client.deadline.Never();
     if (ec) co_return false;
   }
-  client.expires_after(write_timeout);
-  co_await asio::async_write(client, http::make_chunk_last(),
+  client.deadline.After(write_timeout);
+  co_await asio::async_write(client.socket, asio::buffer(kLastChunk),
                              asio::redirect_error(use_awaitable, ec));
+  client.deadline.Never();
   co_return !ec;
 }
 
+// Sends `out`'s head (its framing set from the client's), then the body as it arrives from the
+// client connection, in the same framing.
 template <typename Stream>
-awaitable<beast::error_code> SendWhole(Stream& stream, Request& req) {
+awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, BodyStream& body,
+                                           Client& client, std::chrono::milliseconds timeout) {
   beast::error_code ec;
-  co_await http::async_write(stream, req, asio::redirect_error(use_awaitable, ec));
-  co_return ec;
-}
-
-// Sends `req`'s header (its framing set by the caller), then the body as it arrives from the
-// client connection.
-template <typename Stream>
-awaitable<beast::error_code> SendStreaming(Stream& stream, Request& req, BodyStream& body,
-                                           beast::tcp_stream& client,
-                                           std::chrono::milliseconds timeout) {
-  http::request<http::buffer_body> out{http::request_header<>(req.base())};
-  http::request_serializer<http::buffer_body> sr(out);
-  beast::error_code ec;
-  out.body().data = nullptr;
-  out.body().more = !body.parser.is_done();
-  co_await http::async_write_header(stream, sr, asio::redirect_error(use_awaitable, ec));
+  co_await asio::async_write(stream, asio::buffer(out.head), asio::redirect_error(use_awaitable, ec));
   if (ec) co_return ec;
-  std::array<char, 16384> buf;
+  const bool chunked = !body.parser.content_length();
+  std::string size_line;
   while (!body.parser.is_done()) {
-    body.parser.get().body().data = buf.data();
-    body.parser.get().body().size = buf.size();
-    client.expires_after(timeout);
-    co_await http::async_read_some(client, body.buffer, body.parser,
+    body.parser.get().body().data = client.body.data();
+    body.parser.get().body().size = client.body.size();
+    client.deadline.After(timeout);
+    co_await http::async_read_some(client.socket, body.buffer, body.parser,
                                    asio::redirect_error(use_awaitable, ec));
+    client.deadline.Never();
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return ec;
-    out.body().data = buf.data();
-    out.body().size = buf.size() - body.parser.get().body().size;
-    out.body().more = !body.parser.is_done();
-    co_await http::async_write(stream, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return client.deadline.Why(ec);
+    size_t n = client.body.size() - body.parser.get().body().size;
+    if (n == 0) continue;
+    size_line.clear();
+    if (chunked) AppendChunkSize(size_line, n);
+    std::array<asio::const_buffer, 3> piece{asio::buffer(size_line),
+                                            asio::buffer(client.body.data(), n),
+                                            asio::buffer(chunked ? kCrlf : std::string_view())};
+    co_await asio::async_write(stream, piece, asio::redirect_error(use_awaitable, ec));
     if (ec) co_return ec;
   }
-  if (!sr.is_done()) {
-    out.body().data = nullptr;
-    out.body().size = 0;
-    out.body().more = false;
-    co_await http::async_write(stream, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+  if (chunked) {
+    co_await asio::async_write(stream, asio::buffer(kLastChunk),
+                               asio::redirect_error(use_awaitable, ec));
   }
   co_return ec;
 }
 
-// Streams a response body to the client as it arrives, under `head` (its framing set by the
-// caller): no buffering, whatever the size. The header goes out with the first piece of the body,
-// in one write: a small answer is one send, not two.
+// Streams a response body to the client as it arrives, after `client.head` (its framing set by
+// the caller): no buffering, whatever the size. The head goes out with the first piece of the
+// body, in one write: a small answer is one send, not two.
 template <typename Stream>
 awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<http::buffer_body>& p,
-                          beast::tcp_stream& client, http::response<http::empty_body>& head,
-                          std::chrono::milliseconds write_timeout) {
-  http::response<http::buffer_body> out{std::move(head)};
-  http::response_serializer<http::buffer_body> sr(out);
+                          Client& client, bool chunked, std::chrono::milliseconds write_timeout) {
   beast::error_code ec;
-  std::array<char, 16384> buf;
-  while (!sr.is_done()) {
+  bool head_sent = false;
+  std::string size_line;
+  for (;;) {
     size_t n = 0;
     if (!p.is_done()) {
-      p.get().body().data = buf.data();
-      p.get().body().size = buf.size();
+      p.get().body().data = client.body.data();
+      p.get().body().size = client.body.size();
       co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return false;
-      n = buf.size() - p.get().body().size;
+      n = client.body.size() - p.get().body().size;
     }
-    out.body().data = n > 0 ? buf.data() : nullptr;
-    out.body().size = n;
-    out.body().more = !p.is_done();
-    client.expires_after(write_timeout);
-    co_await http::async_write(client, sr, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return false;
+    const bool last = p.is_done();
+    size_line.clear();
+    if (chunked && n > 0) AppendChunkSize(size_line, n);
+    std::string_view tail = chunked ? (last ? (n > 0 ? "\r\n0\r\n\r\n" : kLastChunk)
+                                            : (n > 0 ? kCrlf : std::string_view()))
+                                    : std::string_view();
+    std::array<asio::const_buffer, 4> pieces{
+        asio::buffer(head_sent ? std::string_view() : std::string_view(client.head)),
+        asio::buffer(size_line), asio::buffer(client.body.data(), n), asio::buffer(tail)};
+    if (!head_sent || n > 0 || !tail.empty()) {
+      client.deadline.After(write_timeout);
+      co_await asio::async_write(client.socket, pieces, asio::redirect_error(use_awaitable, ec));
+      client.deadline.Never();
+      if (ec) co_return false;
+      head_sent = true;
+    }
+    if (last) co_return true;
   }
-  co_return true;
 }
 
 }  // namespace
 
-awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const net::Url& origin,
-                                   Request& req, const std::function<bool(Json&)>& transform,
+awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& origin,
+                                   const Outgoing& out, const std::function<bool(Json&)>& transform,
                                    const engine::Decision* d, bool keep_alive,
                                    const std::function<void(const http::fields&)>& on_header,
                                    BodyStream* body_stream) {
-  bool head_request = req.method() == http::verb::head;
   std::unique_ptr<Upstream> up;
   std::optional<http::response_parser<http::buffer_body>> p;
   Exchange ex;
@@ -1188,16 +1207,16 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     ex = Exchange{};
     up = co_await Acquire(w, origin, ex);
     if (!up) break;
-    up->lowest().expires_after(config.upstream_timeout);
+    up->deadline.After(config.upstream_timeout);
     p.emplace();
     p->header_limit(64 * 1024);
     p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
-    if (head_request) p->skip(true);
+    if (out.head_request) p->skip(true);
     if (up->tls) {
       if (body_stream) {
-        ec = co_await SendStreaming(*up->tls, req, *body_stream, client, config.request_timeout);
+        ec = co_await SendStreaming(*up->tls, out, *body_stream, client, config.request_timeout);
       } else {
-        ec = co_await SendWhole(*up->tls, req);
+        ec = co_await Send(*up->tls, out);
       }
       if (!ec) {
         co_await http::async_read_header(*up->tls, up->buffer, *p,
@@ -1205,15 +1224,16 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
       }
     } else {
       if (body_stream) {
-        ec = co_await SendStreaming(*up->plain, req, *body_stream, client, config.request_timeout);
+        ec = co_await SendStreaming(*up->plain, out, *body_stream, client, config.request_timeout);
       } else {
-        ec = co_await SendWhole(*up->plain, req);
+        ec = co_await Send(*up->plain, out);
       }
       if (!ec) {
         co_await http::async_read_header(*up->plain, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
       }
     }
+    ec = up->deadline.Why(ec);
     if (!ec) break;
     // A streamed body is gone once sent: such a request is never retried.
     bool retry = up->reused && !p->got_some() && ec != beast::error::timeout && !body_stream;
@@ -1233,67 +1253,52 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
       }
     }
     bool timeout = ex.error == UpstreamError::kTimeout;
-    Log("warn", StrCat("proxy: mcp: ", ex.message));
+    Log("warn", StrCat("proxy: ", ex.message));
     ErrorResponse(res, timeout ? 504 : 502, timeout ? "upstream_timeout" : "upstream_unavailable",
                   ex.message);
     if (d) DecisionHeaders(*d, res);
     Count(timeout ? kUpstreamTimeout : kUpstreamError);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    client.expires_after(config.request_timeout);
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
-    co_return !ec && keep_alive;
+    co_return co_await Respond(client, res);
   }
   Count(kForwarded);
   const auto& head = p->get();
   if (on_header) on_header(head);
-  std::string content_type(head[http::field::content_type]);
-  bool sse = frontdoors::LowerAscii(content_type).rfind("text/event-stream", 0) == 0;
-  // The response header for the client: the upstream's, less hop-by-hop, plus the decision's.
-  http::response<http::empty_body> out_head;
-  out_head.version(11);
-  out_head.result(head.result_int());
-  out_head.reason(head.reason());
-  for (const auto& field : head) {
-    std::string name = frontdoors::LowerAscii(field.name_string());
-    if (IsHopByHop(name) || name == "content-length" || name.rfind("x-aegis-", 0) == 0) continue;
-    out_head.insert(field.name_string(), field.value());
-  }
+  std::array<Field, 4> decision_fields;
+  std::span<const Field> extra;
   if (d) {
-    out_head.set("x-aegis-decision", std::string(policy::EffectName(d->outcome)));
-    out_head.set("x-aegis-decision-id", std::string(d->id_view()));
-    out_head.set("x-aegis-policy-version", d->policy->version);
+    decision_fields = DecisionFields(*d);
+    extra = decision_fields;
   }
+  client.head.clear();
   if (!transform) {
-    // As it comes: the upstream's framing kept (its Content-Length, or chunked).
+    // As it comes: the upstream's framing kept (its Content-Length, or chunked). A HEAD answer
+    // keeps the upstream's Content-Length: it describes a body it does not send.
+    Framing framing;
     if (auto length = p->content_length()) {
-      out_head.content_length(*length);
-    } else if (!head_request && head.result_int() >= 200 && head.result_int() != 204 &&
-               head.result_int() != 304) {
-      out_head.chunked(true);
+      framing = Framing::Length(*length);
+    } else if (HasBody(head.result_int(), out.head_request)) {
+      framing = Framing::Chunked();
     }
-    if (head_request) {
-      if (auto it = head.find(http::field::content_length); it != head.end()) {
-        out_head.set(http::field::content_length, it->value());
-      }
-    }
-    out_head.keep_alive(keep_alive);
+    AppendResponseHead(client.head, head, extra, framing, keep_alive);
+    bool chunked = framing.kind == Framing::kChunked;
     bool ok;
     if (up->tls) {
-      ok = co_await StreamRaw(*up->tls, *up, *p, client, out_head, config.request_timeout);
+      ok = co_await StreamRaw(*up->tls, *up, *p, client, chunked, config.request_timeout);
     } else {
-      ok = co_await StreamRaw(*up->plain, *up, *p, client, out_head, config.request_timeout);
+      ok = co_await StreamRaw(*up->plain, *up, *p, client, chunked, config.request_timeout);
     }
     if (ok && p->keep_alive()) Release(w, std::move(up));
     co_return ok && keep_alive;
   }
-  if (sse) {
-    out_head.chunked(true);
-    out_head.keep_alive(keep_alive);
-    http::response_serializer<http::empty_body> sr(out_head);
-    client.expires_after(config.request_timeout);
-    co_await http::async_write_header(client, sr, asio::redirect_error(use_awaitable, ec));
-    client.expires_never();
+  std::string_view content_type = head[http::field::content_type];
+  if (content_type.size() >= 17 && beast::iequals(content_type.substr(0, 17), "text/event-stream")) {
+    AppendResponseHead(client.head, head, extra, Framing::Chunked(), keep_alive);
+    client.deadline.After(config.request_timeout);
+    co_await asio::async_write(client.socket, asio::buffer(client.head),
+                               asio::redirect_error(use_awaitable, ec));
+    client.deadline.Never();
     if (ec) co_return false;
     bool ok;
     if (up->tls) {
@@ -1309,9 +1314,9 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
   std::string body;
   // No co_await inside ?: — GCC 12 evaluates the wrong branch's operands there.
   if (up->tls) {
-    ec = co_await ReadWhole(*up->tls, *up, *p, body, config.max_body_bytes);
+    ec = co_await ReadWhole(*up->tls, *up, *p, client.body, body, config.max_body_bytes);
   } else {
-    ec = co_await ReadWhole(*up->plain, *up, *p, body, config.max_body_bytes);
+    ec = co_await ReadWhole(*up->plain, *up, *p, client.body, body, config.max_body_bytes);
   }
   if (ec) {
     ErrorResponse(res, 502, "upstream_unavailable",
@@ -1319,7 +1324,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     if (d) DecisionHeaders(*d, res);
     res.keep_alive(false);
     res.prepare_payload();
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_await Respond(client, res);
     co_return false;
   }
   if (p->keep_alive()) Release(w, std::move(up));
@@ -1327,30 +1332,29 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, beast::tcp_stream& client, const n
     auto message = common::ParseJson(body, {.max_bytes = config.max_body_bytes, .max_depth = 128});
     if (message.ok() && transform(*message)) body = message->Canonical();
   }
-  res.result(out_head.result_int());
-  res.reason(out_head.reason());
-  for (const auto& field : out_head) res.insert(field.name_string(), field.value());
-  res.body() = std::move(body);
-  res.keep_alive(keep_alive);
-  int status = res.result_int();
-  if (status >= 200 && status != 204 && status != 304) res.prepare_payload();
-  client.expires_after(config.request_timeout);
-  co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+  bool has_body = HasBody(head.result_int(), out.head_request);
+  AppendResponseHead(client.head, head, extra,
+                     has_body ? Framing::Length(body.size()) : Framing::None(), keep_alive);
+  std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(client.head), asio::buffer(has_body ? std::string_view(body) : std::string_view())};
+  client.deadline.After(config.request_timeout);
+  co_await asio::async_write(client.socket, buffers, asio::redirect_error(use_awaitable, ec));
+  client.deadline.Never();
   co_return !ec && keep_alive;
 }
 
-awaitable<bool> Proxy::Impl::Tunnel(beast::tcp_stream& client, const RequestTarget& target) {
+awaitable<bool> Proxy::Impl::Tunnel(Worker& w, Client& client, const RequestTarget& target) {
   auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
+  Resolver resolver(executor);
   beast::error_code ec;
   auto endpoints = co_await resolver.async_resolve(DialHost(target.host), std::to_string(target.port),
                                                    asio::redirect_error(use_awaitable, ec));
-  tcp::socket upstream(executor);
+  Socket upstream(executor);
   if (!ec) {
-    beast::tcp_stream s(executor);
-    s.expires_after(config.connect_timeout);
-    co_await s.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
-    if (!ec) upstream = s.release_socket();
+    Deadlines::Deadline deadline(w.deadlines, &upstream);
+    deadline.After(config.connect_timeout);
+    co_await asio::async_connect(upstream, endpoints, asio::redirect_error(use_awaitable, ec));
+    ec = deadline.Why(ec);
   }
   if (ec) {
     Response res;
@@ -1358,17 +1362,16 @@ awaitable<bool> Proxy::Impl::Tunnel(beast::tcp_stream& client, const RequestTarg
     ErrorResponse(res, 502, "upstream_unavailable", StrCat("cannot connect: ", ec.message()));
     res.keep_alive(false);
     res.prepare_payload();
-    co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+    co_await Respond(client, res);
     co_return false;
   }
   static constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
-  client.expires_never();
-  co_await asio::async_write(client.socket(), asio::buffer(kEstablished),
+  co_await asio::async_write(client.socket, asio::buffer(kEstablished),
                              asio::redirect_error(use_awaitable, ec));
   if (ec) co_return false;
   // Bytes the client sent after the CONNECT request's header are not expected (it waits for
   // the 200 first); the two directions are then copied until either side ends.
-  auto pump = [](tcp::socket& from, tcp::socket& to) -> awaitable<void> {
+  auto pump = [](Socket& from, Socket& to) -> awaitable<void> {
     std::array<char, 16384> buf;
     beast::error_code e;
     for (;;) {
@@ -1380,13 +1383,13 @@ awaitable<bool> Proxy::Impl::Tunnel(beast::tcp_stream& client, const RequestTarg
       if (e) break;
     }
     beast::error_code ignore;
-    to.shutdown(tcp::socket::shutdown_send, ignore);
+    to.shutdown(Socket::shutdown_send, ignore);
   };
-  tcp::socket& down = client.socket();
+  Socket& down = client.socket;
   // The upstream-to-client direction runs beside this one; this frame outlives it (it waits
   // for `finished` below), so it may use the frame's sockets.
   bool finished = false;
-  asio::steady_timer done(executor, asio::steady_timer::time_point::max());
+  Timer done(executor, Timer::time_point::max());
   asio::co_spawn(
       executor,
       [&]() -> awaitable<void> {
@@ -1403,15 +1406,15 @@ awaitable<bool> Proxy::Impl::Tunnel(beast::tcp_stream& client, const RequestTarg
   co_return false;
 }
 
-awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
+awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
   struct Counted {
     Impl& impl;
     ~Counted() { impl.connections.fetch_sub(1, std::memory_order_relaxed); }
   } counted{*this};
   beast::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
-  beast::tcp_stream client(std::move(socket));
-  beast::flat_buffer buffer;
+  Client client(std::move(socket), w.deadlines);
+  beast::flat_buffer& buffer = client.buffer;
   for (;;) {
     if (draining.load()) co_return;
     http::request_parser<http::string_body> parser;
@@ -1419,10 +1422,13 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
     // Beast checks Content-Length against the limit with the header; the limit is set once the
     // header says whether the body is read (max_body_bytes) or streamed (none).
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    client.expires_after(buffer.size() > 0 ? config.request_timeout : config.idle_timeout);
-    co_await http::async_read_header(client, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    client.deadline.After(buffer.size() > 0 ? config.request_timeout : config.idle_timeout);
+    co_await http::async_read_header(client.socket, buffer, parser,
+                                     asio::redirect_error(use_awaitable, ec));
+    ec = client.deadline.Why(ec);
     unsigned refuse = 0;
     if (!ec) {
+      client.deadline.After(config.request_timeout);
       // Expect: 100-continue asks before sending the body.
       auto expect = parser.get().find(http::field::expect);
       if (expect != parser.get().end()) {
@@ -1430,7 +1436,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
           refuse = 417;
         } else if (!parser.is_done()) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          co_await asio::async_write(client, asio::buffer(kContinue),
+          co_await asio::async_write(client.socket, asio::buffer(kContinue),
                                      asio::redirect_error(use_awaitable, ec));
         }
       }
@@ -1452,6 +1458,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
           parser.body_limit(config.max_body_bytes);
         }
         if (unread) {
+          client.deadline.Never();
           http::request_parser<http::buffer_body> body_parser{std::move(parser)};
           body_parser.body_limit(std::numeric_limits<std::uint64_t>::max());
           Request head{http::request_header<>(body_parser.get().base())};
@@ -1460,11 +1467,12 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
           continue;
         }
         if (!ec) {
-          client.expires_after(config.request_timeout);
-          co_await http::async_read(client, buffer, parser,
+          co_await http::async_read(client.socket, buffer, parser,
                                     asio::redirect_error(use_awaitable, ec));
         }
       }
+      ec = client.deadline.Why(ec);
+      client.deadline.Never();
     }
     if (ec) {
       if (ec == http::error::end_of_stream || !parser.got_some()) co_return;
@@ -1486,8 +1494,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
       res.prepare_payload();
       Count(kBadRequest);
       decider.metrics().RecordBadRequest(static_cast<int>(service::FrontDoor::kProxy));
-      client.expires_after(config.request_timeout);
-      co_await http::async_write(client, res, asio::redirect_error(use_awaitable, ec));
+      co_await Respond(client, res);
       co_return;
     }
     Request req = parser.release();
@@ -1497,22 +1504,32 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, tcp::socket socket) {
   // body the proxy did not read (a refused upload); closing now would reset the connection and
   // destroy the answer in the client's buffers. Read and discard for a while first.
   beast::error_code ignore;
-  client.socket().shutdown(tcp::socket::shutdown_send, ignore);
-  std::array<char, 16384> discard;
+  client.socket.shutdown(Socket::shutdown_send, ignore);
   size_t drained = 0;
-  client.expires_after(std::chrono::seconds(2));
+  client.deadline.After(std::chrono::seconds(2));
   while (drained < (64u << 20)) {
-    size_t n = co_await client.async_read_some(asio::buffer(discard),
-                                               asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await client.socket.async_read_some(asio::buffer(client.body),
+                                                      asio::redirect_error(use_awaitable, ec));
     if (ec) break;
     drained += n;
+  }
+}
+
+awaitable<void> Proxy::Impl::Sweep(Worker& w) {
+  Timer tick(w.ioc);
+  for (;;) {
+    tick.expires_after(sweep_tick);
+    beast::error_code ec;
+    co_await tick.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    w.deadlines.Expire(Clock::now());
   }
 }
 
 awaitable<void> Proxy::Impl::Accept(Worker& w) {
   for (;;) {
     beast::error_code ec;
-    tcp::socket socket = co_await w.acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+    Socket socket = co_await w.acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (!w.acceptor.is_open()) co_return;
       continue;  // EMFILE and friends: keep accepting
@@ -1593,9 +1610,15 @@ common::Status Proxy::Start() {
     m.bound_port = port;
     m.workers.push_back(std::move(w));
   }
+  // Timeouts are noticed within a tenth of the shortest (and 10 ms to 100 ms late).
+  auto shortest = std::min({m.config.idle_timeout, m.config.request_timeout,
+                            m.config.connect_timeout, m.config.upstream_timeout});
+  m.sweep_tick = std::clamp<Clock::duration>(shortest / 10, std::chrono::milliseconds(10),
+                                             std::chrono::milliseconds(100));
   for (auto& w : m.workers) {
     Impl::Worker* worker = w.get();
     asio::co_spawn(worker->ioc, m.Accept(*worker), asio::detached);
+    asio::co_spawn(worker->ioc, m.Sweep(*worker), asio::detached);
     worker->thread = std::thread([worker] { worker->ioc.run(); });
   }
   return common::OkStatus();
