@@ -96,10 +96,12 @@ enum Result {
   kNoRoute,
   kUpstreamError,
   kUpstreamTimeout,
+  kClientAborted,  // the client stopped sending a streamed body (or timed out) mid-request
   kResults
 };
 constexpr std::string_view kResultNames[kResults] = {
-    "forwarded", "refused", "bad_request", "no_route", "upstream_error", "upstream_timeout"};
+    "forwarded", "refused", "bad_request", "no_route", "upstream_error", "upstream_timeout",
+    "client_aborted"};
 
 bool IsJsonType(std::string_view content_type) {
   std::string_view t = content_type.substr(0, content_type.find(';'));
@@ -153,6 +155,9 @@ struct Client {
   std::string upstream_head;     // the head of the request being sent upstream
   std::string head;              // a response head being sent
   std::array<char, 16384> body;  // a piece of a body being relayed, either way
+  // The request being served is HTTP/1.1: its answer may be chunked (an HTTP/1.0 client's
+  // answer of unknown length ends with the connection instead).
+  bool http11 = true;
 };
 
 // A request as it goes upstream: its head (wire.h) and, unless streamed, its body.
@@ -176,7 +181,8 @@ struct Exchange {
 struct Proxy::Impl {
   struct Worker {
     Deadlines deadlines;  // first: the last to go, after every socket that registered with it
-    asio::io_context ioc{1};
+    // Only this worker's thread touches its sockets: the reactor needs no locks.
+    asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     Acceptor acceptor{ioc};
     // Idle upstream connections by origin; only this worker's thread touches it.
     std::unordered_map<std::string, std::deque<std::unique_ptr<Upstream>>> idle;
@@ -396,16 +402,28 @@ awaitable<beast::error_code> Send(Stream& stream, const Outgoing& out) {
   co_return ec;
 }
 
+// Interim responses (1xx) are dropped, as RFC 9110 section 15.2 lets a proxy do; the final one
+// follows on the same connection. 101 never should: the proxy passes no Upgrade.
+bool IsInterim(int status) { return status >= 100 && status < 200 && status != 101; }
+
 template <typename Stream>
 awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max_body,
                              Exchange& ex) {
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(64 * 1024);
-  parser.body_limit(max_body);
-  if (head) parser.skip(true);
+  std::optional<http::response_parser<http::string_body>> p;
   beast::error_code ec;
-  co_await http::async_read_header(stream, up.buffer, parser,
-                                   asio::redirect_error(use_awaitable, ec));
+  do {
+    p.emplace();
+    p->header_limit(64 * 1024);
+    p->body_limit(max_body);
+    if (head) p->skip(true);
+    co_await http::async_read_header(stream, up.buffer, *p, asio::redirect_error(use_awaitable, ec));
+  } while (!ec && IsInterim(p->get().result_int()));
+  http::response_parser<http::string_body>& parser = *p;
+  if (!ec && parser.get().result_int() == 101) {
+    ex.error = UpstreamError::kMalformed;
+    ex.message = "the upstream switched protocols (101) unasked";
+    co_return;
+  }
   if (!ec && !parser.is_done()) {
     co_await http::async_read(stream, up.buffer, parser, asio::redirect_error(use_awaitable, ec));
   }
@@ -560,6 +578,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, Client& client, Request& req,
                                     BodyStream* body_stream) {
   Response res;
   res.version(11);
+  client.http11 = req.version() >= 11;
   // A body left unread cannot be skipped reliably: a refusal closes the connection.
   const bool req_keep_alive = req.keep_alive();
   bool keep_alive = req_keep_alive && !body_stream;
@@ -699,7 +718,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, Client& client, Request& req,
                                        : path_and_query));
   request.Set("headers", std::move(headers));
   call.push_back({"request", std::move(request)});
-  call.push_back({"params", params});
+  call.push_back({"params", std::move(params)});
   auto object = Json::Object(std::move(call));
   engine::CallParseOptions parse;
   parse.agent_from_token = identity != nullptr;
@@ -1069,7 +1088,8 @@ awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
   co_return ec;
 }
 
-// Streams server-sent events to the client as chunks, each through `transform`.
+// Streams server-sent events to the client as chunks (to an HTTP/1.0 client, unframed: the
+// stream ends with the connection), each through `transform`.
 template <typename Stream>
 awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
                             http::response_parser<http::buffer_body>& p, Client& client,
@@ -1101,15 +1121,16 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
     }
     if (data.empty()) continue;
     out.clear();
-    AppendChunkSize(out, data.size());
+    if (client.http11) AppendChunkSize(out, data.size());
     out += data;
-    out += kCrlf;
+    if (client.http11) out += kCrlf;
     client.deadline.After(write_timeout);
     co_await asio::async_write(client.socket, asio::buffer(out),
                                asio::redirect_error(use_awaitable, ec));
     client.deadline.Never();
     if (ec) co_return false;
   }
+  if (!client.http11) co_return true;
   client.deadline.After(write_timeout);
   co_await asio::async_write(client.socket, asio::buffer(kLastChunk),
                              asio::redirect_error(use_awaitable, ec));
@@ -1119,9 +1140,12 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
 
 // Sends `out`'s head (its framing set from the client's), then the body as it arrives from the
 // client connection, in the same framing.
+// `client_failed` tells an error reading the client (it stopped sending, or too slowly) from one
+// writing upstream.
 template <typename Stream>
 awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, BodyStream& body,
-                                           Client& client, std::chrono::milliseconds timeout) {
+                                           Client& client, std::chrono::milliseconds timeout,
+                                           bool& client_failed) {
   beast::error_code ec;
   co_await asio::async_write(stream, asio::buffer(out.head), asio::redirect_error(use_awaitable, ec));
   if (ec) co_return ec;
@@ -1135,7 +1159,10 @@ awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, 
                                    asio::redirect_error(use_awaitable, ec));
     client.deadline.Never();
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return client.deadline.Why(ec);
+    if (ec) {
+      client_failed = true;
+      co_return client.deadline.Why(ec);
+    }
     size_t n = client.body.size() - body.parser.get().body().size;
     if (n == 0) continue;
     size_line.clear();
@@ -1203,37 +1230,49 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   std::optional<http::response_parser<http::buffer_body>> p;
   Exchange ex;
   beast::error_code ec;
+  bool client_failed = false;
+  auto fresh_parser = [&] {
+    p.emplace();
+    p->header_limit(64 * 1024);
+    p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
+    if (out.head_request) p->skip(true);
+  };
   for (int attempt = 0; attempt < 2; ++attempt) {
     ex = Exchange{};
     up = co_await Acquire(w, origin, ex);
     if (!up) break;
     up->deadline.After(config.upstream_timeout);
-    p.emplace();
-    p->header_limit(64 * 1024);
-    p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
-    if (out.head_request) p->skip(true);
+    fresh_parser();
     if (up->tls) {
       if (body_stream) {
-        ec = co_await SendStreaming(*up->tls, out, *body_stream, client, config.request_timeout);
+        ec = co_await SendStreaming(*up->tls, out, *body_stream, client, config.request_timeout,
+                                    client_failed);
       } else {
         ec = co_await Send(*up->tls, out);
       }
-      if (!ec) {
+      while (!ec) {
         co_await http::async_read_header(*up->tls, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
+        if (ec || !IsInterim(p->get().result_int())) break;
+        fresh_parser();
       }
     } else {
       if (body_stream) {
-        ec = co_await SendStreaming(*up->plain, out, *body_stream, client, config.request_timeout);
+        ec = co_await SendStreaming(*up->plain, out, *body_stream, client, config.request_timeout,
+                                    client_failed);
       } else {
         ec = co_await Send(*up->plain, out);
       }
-      if (!ec) {
+      while (!ec) {
         co_await http::async_read_header(*up->plain, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
+        if (ec || !IsInterim(p->get().result_int())) break;
+        fresh_parser();
       }
     }
+    if (client_failed) break;
     ec = up->deadline.Why(ec);
+    if (!ec && p->get().result_int() == 101) ec = beast::errc::make_error_code(beast::errc::protocol_error);
     if (!ec) break;
     // A streamed body is gone once sent: such a request is never retried.
     bool retry = up->reused && !p->got_some() && ec != beast::error::timeout && !body_stream;
@@ -1241,6 +1280,17 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     ex.message = StrCat("exchange with ", origin.Origin(), " failed: ", ec.message());
     up.reset();
     if (!retry) break;
+  }
+  if (client_failed) {
+    // The client stopped sending its body (or sent it too slowly): nobody to answer, and the
+    // upstream, which got part of it, did nothing wrong.
+    if (d && d->reserved) {
+      if (limits::LimitStore* limits = decider.store().limits()) {
+        (void)limits->Settle(d->id_view(), 0, service::Decider::NowUnixNanos(), d->tenant);
+      }
+    }
+    Count(kClientAborted);
+    co_return false;
   }
   Response res;
   res.version(11);
@@ -1279,7 +1329,11 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     if (auto length = p->content_length()) {
       framing = Framing::Length(*length);
     } else if (HasBody(head.result_int(), out.head_request)) {
-      framing = Framing::Chunked();
+      if (client.http11) {
+        framing = Framing::Chunked();
+      } else {
+        keep_alive = false;  // the body ends with the connection
+      }
     }
     AppendResponseHead(client.head, head, extra, framing, keep_alive);
     bool chunked = framing.kind == Framing::kChunked;
@@ -1294,7 +1348,9 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   }
   std::string_view content_type = head[http::field::content_type];
   if (content_type.size() >= 17 && beast::iequals(content_type.substr(0, 17), "text/event-stream")) {
-    AppendResponseHead(client.head, head, extra, Framing::Chunked(), keep_alive);
+    if (!client.http11) keep_alive = false;  // the stream ends with the connection
+    AppendResponseHead(client.head, head, extra,
+                       client.http11 ? Framing::Chunked() : Framing::None(), keep_alive);
     client.deadline.After(config.request_timeout);
     co_await asio::async_write(client.socket, asio::buffer(client.head),
                                asio::redirect_error(use_awaitable, ec));
@@ -1422,13 +1478,21 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
     // Beast checks Content-Length against the limit with the header; the limit is set once the
     // header says whether the body is read (max_body_bytes) or streamed (none).
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    client.deadline.After(buffer.size() > 0 ? config.request_timeout : config.idle_timeout);
+    // Between requests the connection may idle for idle_timeout; from the first byte of a
+    // request on, it has request_timeout to arrive whole.
+    if (buffer.size() == 0) {
+      client.deadline.After(config.idle_timeout);
+      size_t n = co_await client.socket.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)),
+                                                        asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;  // closed by the client, or idle too long: nothing to answer
+      buffer.commit(n);
+    }
+    client.deadline.After(config.request_timeout);
     co_await http::async_read_header(client.socket, buffer, parser,
                                      asio::redirect_error(use_awaitable, ec));
     ec = client.deadline.Why(ec);
     unsigned refuse = 0;
     if (!ec) {
-      client.deadline.After(config.request_timeout);
       // Expect: 100-continue asks before sending the body.
       auto expect = parser.get().find(http::field::expect);
       if (expect != parser.get().end()) {
