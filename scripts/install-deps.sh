@@ -10,6 +10,8 @@ packages=(
   nginx-light wrk curl redis-server libhiredis-dev
   libsqlite3-dev libpq-dev postgresql libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # tcmalloc, the aegis binary's allocator (docs/decisions.md)
+  libgoogle-perftools-dev
   clang libclang-rt-14-dev
   nodejs python3
   # pip with setuptools and wheel (Debian's python3-pip depends on both): `pip install

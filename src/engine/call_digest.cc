@@ -151,8 +151,26 @@ void AppendJcs(std::string& out, const common::Json& v) {
       return;
     }
     case common::Json::Kind::kObject: {
-      // Sorted by UTF-16 code units, which differs from the parser's byte order only for keys
-      // holding characters above U+FFFF.
+      // Sorted by UTF-16 code units, which differs from the objects' own byte order only for
+      // keys holding characters above U+FFFF (4-byte UTF-8 sequences): without such keys, the
+      // members are written as they are.
+      bool byte_order = true;
+      for (const auto& m : v.as_object()) {
+        for (char c : m.key) byte_order = byte_order && static_cast<unsigned char>(c) < 0xF0;
+      }
+      if (byte_order) {
+        out.push_back('{');
+        bool first = true;
+        for (const auto& m : v.as_object()) {
+          if (!first) out.push_back(',');
+          first = false;
+          AppendJcsString(out, m.key);
+          out.push_back(':');
+          AppendJcs(out, m.value);
+        }
+        out.push_back('}');
+        return;
+      }
       std::vector<std::pair<std::u16string, const common::Json::Member*>> members;
       for (const auto& m : v.as_object()) members.emplace_back(Utf16(m.key), &m);
       std::sort(members.begin(), members.end(),

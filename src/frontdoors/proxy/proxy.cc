@@ -394,12 +394,28 @@ bool HasBody(int status, bool head_request) {
   return !head_request && status >= 200 && status != 204 && status != 304;
 }
 
+// Writes `buffers` whole. On a plain socket (non-blocking) what the socket takes goes out at once,
+// without a trip through the scheduler — the common case, a small message and room in the
+// socket's buffer; the rest, and everything over TLS, asynchronously.
+template <typename Stream, typename Buffers>
+awaitable<beast::error_code> WriteAll(Stream& stream, const Buffers& buffers) {
+  beast::error_code ec;
+  size_t written = 0;
+  if constexpr (std::is_same_v<Stream, Socket>) {
+    written = stream.write_some(buffers, ec);
+    if (ec == asio::error::would_block) ec = {};
+    if (ec || written == asio::buffer_size(buffers)) co_return ec;
+  }
+  beast::buffers_suffix<Buffers> rest(buffers);
+  rest.consume(written);
+  co_await asio::async_write(stream, rest, asio::redirect_error(use_awaitable, ec));
+  co_return ec;
+}
+
 template <typename Stream>
 awaitable<beast::error_code> Send(Stream& stream, const Outgoing& out) {
   std::array<asio::const_buffer, 2> buffers{asio::buffer(out.head), asio::buffer(out.body)};
-  beast::error_code ec;
-  co_await asio::async_write(stream, buffers, asio::redirect_error(use_awaitable, ec));
-  co_return ec;
+  co_return co_await WriteAll(stream, buffers);
 }
 
 // Interim responses (1xx) are dropped, as RFC 9110 section 15.2 lets a proxy do; the final one
@@ -476,6 +492,7 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(Worker& w, const net::
     co_return nullptr;
   }
   up->plain->set_option(tcp::no_delay(true), ec);
+  up->plain->non_blocking(true, ec);  // WriteAll writes what it can at once
   if (!origin.tls) co_return up;
   up->tls = std::make_unique<beast::ssl_stream<Socket>>(std::move(*up->plain), tls);
   up->plain.reset();
@@ -908,7 +925,7 @@ awaitable<bool> Proxy::Impl::Handle(Worker& w, Client& client, Request& req,
       asio::buffer(client.head), asio::buffer(out.head_request ? std::string_view() : up_res.body())};
   beast::error_code ec;
   client.deadline.After(config.request_timeout);
-  co_await asio::async_write(client.socket, buffers, asio::redirect_error(use_awaitable, ec));
+  ec = co_await WriteAll(client.socket, buffers);
   client.deadline.Never();
   co_return !ec && keep_alive;
 }
@@ -1125,15 +1142,13 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
     out += data;
     if (client.http11) out += kCrlf;
     client.deadline.After(write_timeout);
-    co_await asio::async_write(client.socket, asio::buffer(out),
-                               asio::redirect_error(use_awaitable, ec));
+    ec = co_await WriteAll(client.socket, asio::buffer(out));
     client.deadline.Never();
     if (ec) co_return false;
   }
   if (!client.http11) co_return true;
   client.deadline.After(write_timeout);
-  co_await asio::async_write(client.socket, asio::buffer(kLastChunk),
-                             asio::redirect_error(use_awaitable, ec));
+  ec = co_await WriteAll(client.socket, asio::buffer(kLastChunk));
   client.deadline.Never();
   co_return !ec;
 }
@@ -1147,7 +1162,7 @@ awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, 
                                            Client& client, std::chrono::milliseconds timeout,
                                            bool& client_failed) {
   beast::error_code ec;
-  co_await asio::async_write(stream, asio::buffer(out.head), asio::redirect_error(use_awaitable, ec));
+  ec = co_await WriteAll(stream, asio::buffer(out.head));
   if (ec) co_return ec;
   const bool chunked = !body.parser.content_length();
   std::string size_line;
@@ -1170,12 +1185,11 @@ awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, 
     std::array<asio::const_buffer, 3> piece{asio::buffer(size_line),
                                             asio::buffer(client.body.data(), n),
                                             asio::buffer(chunked ? kCrlf : std::string_view())};
-    co_await asio::async_write(stream, piece, asio::redirect_error(use_awaitable, ec));
+    ec = co_await WriteAll(stream, piece);
     if (ec) co_return ec;
   }
   if (chunked) {
-    co_await asio::async_write(stream, asio::buffer(kLastChunk),
-                               asio::redirect_error(use_awaitable, ec));
+    ec = co_await WriteAll(stream, asio::buffer(kLastChunk));
   }
   co_return ec;
 }
@@ -1210,7 +1224,7 @@ awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<ht
         asio::buffer(size_line), asio::buffer(client.body.data(), n), asio::buffer(tail)};
     if (!head_sent || n > 0 || !tail.empty()) {
       client.deadline.After(write_timeout);
-      co_await asio::async_write(client.socket, pieces, asio::redirect_error(use_awaitable, ec));
+      ec = co_await WriteAll(client.socket, pieces);
       client.deadline.Never();
       if (ec) co_return false;
       head_sent = true;
@@ -1352,8 +1366,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     AppendResponseHead(client.head, head, extra,
                        client.http11 ? Framing::Chunked() : Framing::None(), keep_alive);
     client.deadline.After(config.request_timeout);
-    co_await asio::async_write(client.socket, asio::buffer(client.head),
-                               asio::redirect_error(use_awaitable, ec));
+    ec = co_await WriteAll(client.socket, asio::buffer(client.head));
     client.deadline.Never();
     if (ec) co_return false;
     bool ok;
@@ -1394,7 +1407,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   std::array<asio::const_buffer, 2> buffers{
       asio::buffer(client.head), asio::buffer(has_body ? std::string_view(body) : std::string_view())};
   client.deadline.After(config.request_timeout);
-  co_await asio::async_write(client.socket, buffers, asio::redirect_error(use_awaitable, ec));
+  ec = co_await WriteAll(client.socket, buffers);
   client.deadline.Never();
   co_return !ec && keep_alive;
 }
@@ -1469,6 +1482,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
   } counted{*this};
   beast::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
+  socket.non_blocking(true, ec);  // WriteAll writes what it can at once
   Client client(std::move(socket), w.deadlines);
   beast::flat_buffer& buffer = client.buffer;
   for (;;) {
