@@ -191,7 +191,8 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
     } else if (key == "request") {
       if (!value.is_object()) return InvalidArgumentError("request must be an object");
       Json request = Json::EmptyObject();
-      for (const auto& [rk, rv] : value.as_object()) {
+      // `value` is ours too: headers and query are moved, not copied.
+      for (auto& [rk, rv] : value.mutable_object()) {
         if (rk == "method") {
           if (!rv.is_string() || rv.as_string().empty() || rv.as_string().size() > 16) {
             return InvalidArgumentError("request.method must be an HTTP method");
@@ -227,7 +228,7 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
         } else if (rk == "headers") {
           if (!rv.is_object()) return InvalidArgumentError("request.headers must be an object");
           Json headers = Json::EmptyObject();
-          for (const auto& [hk, hv] : rv.as_object()) {
+          for (auto& [hk, hv] : rv.mutable_object()) {
             if (!hv.is_string()) {
               return InvalidArgumentError("request.headers values must be strings");
             }
@@ -238,7 +239,7 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
             if (headers.Find(lower)) {
               return InvalidArgumentError(StrCat("header \"", lower, "\" is given twice"));
             }
-            headers.Set(lower, hv);
+            headers.Set(std::move(lower), std::move(hv));
           }
           request.Set("headers", std::move(headers));
         } else if (rk == "query") {
@@ -246,7 +247,7 @@ common::StatusOr<CallContext> CallFromJson(Json json, int64_t now_unix_nanos,
           for (const auto& [qk, qv] : rv.as_object()) {
             if (!qv.is_string()) return InvalidArgumentError("request.query values must be strings");
           }
-          request.Set("query", rv);
+          request.Set("query", std::move(rv));
         } else {
           return InvalidArgumentError(StrCat("unknown field request.", rk));
         }

@@ -1475,6 +1475,40 @@ awaitable<bool> Proxy::Impl::Tunnel(Worker& w, Client& client, const RequestTarg
   co_return false;
 }
 
+namespace {
+
+// Parses what the client's buffer holds into `parser` and reads more until the header (or the
+// whole request) is in: a request already in the buffer, the common case, is parsed without a
+// trip through the scheduler (Beast's async_read would post its completion). Errors as Beast's
+// reads give them: end_of_stream when the client closed before a byte of the request.
+awaitable<beast::error_code> ReadRequest(Client& client,
+                                         http::request_parser<http::string_body>& parser,
+                                         bool header_only) {
+  beast::error_code ec;
+  parser.eager(!header_only);
+  for (;;) {
+    if (client.buffer.size() > 0) {
+      size_t used = parser.put(client.buffer.data(), ec);
+      client.buffer.consume(used);
+      if (ec && ec != http::error::need_more) co_return ec;
+      ec = {};
+      if (header_only ? parser.is_header_done() : parser.is_done()) co_return ec;
+      if (used > 0 && client.buffer.size() > 0) continue;
+    }
+    size_t n = co_await client.socket.async_read_some(
+        client.buffer.prepare(beast::read_size(client.buffer, 65536)),
+        asio::redirect_error(use_awaitable, ec));
+    if (ec == asio::error::eof) {
+      co_return parser.got_some() ? beast::error_code(http::error::partial_message)
+                                  : beast::error_code(http::error::end_of_stream);
+    }
+    if (ec) co_return ec;
+    client.buffer.commit(n);
+  }
+}
+
+}  // namespace
+
 awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
   struct Counted {
     Impl& impl;
@@ -1502,8 +1536,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
       buffer.commit(n);
     }
     client.deadline.After(config.request_timeout);
-    co_await http::async_read_header(client.socket, buffer, parser,
-                                     asio::redirect_error(use_awaitable, ec));
+    ec = co_await ReadRequest(client, parser, /*header_only=*/true);
     ec = client.deadline.Why(ec);
     unsigned refuse = 0;
     if (!ec) {
@@ -1544,10 +1577,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
           if (!co_await Handle(w, client, head, &stream)) break;
           continue;
         }
-        if (!ec) {
-          co_await http::async_read(client.socket, buffer, parser,
-                                    asio::redirect_error(use_awaitable, ec));
-        }
+        if (!ec) ec = co_await ReadRequest(client, parser, /*header_only=*/false);
       }
       ec = client.deadline.Why(ec);
       client.deadline.Never();
