@@ -1087,6 +1087,36 @@ awaitable<bool> Proxy::Impl::HandleMcp(Worker& w, Client& client, Request& req,
 
 namespace {
 
+// Reads the next piece of a message body into the parser's body buffer (set by the caller;
+// `buffer_body`): parsed from what `buffer` holds, reading from `stream` only when that gives
+// nothing. A body already read with its header, the common case for small answers, takes no trip
+// through the scheduler (Beast's async_read_some would post its completion).
+template <typename Stream, typename Parser>
+awaitable<beast::error_code> ReadBodyPiece(Stream& stream, beast::flat_buffer& buffer, Parser& p) {
+  const size_t room = p.get().body().size;
+  beast::error_code ec;
+  p.eager(true);
+  for (;;) {
+    if (buffer.size() > 0) {
+      size_t used = p.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == http::error::need_buffer) co_return beast::error_code();  // the piece is full
+      if (ec && ec != http::error::need_more) co_return ec;
+      ec = {};
+      if (p.is_done() || p.get().body().size < room) co_return ec;
+      if (used > 0 && buffer.size() > 0) continue;
+    }
+    size_t n = co_await stream.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)),
+                                               asio::redirect_error(use_awaitable, ec));
+    if (ec == asio::error::eof) {
+      p.put_eof(ec);  // the end of a body that ends with the connection; else partial_message
+      co_return ec;
+    }
+    if (ec) co_return ec;
+    buffer.commit(n);
+  }
+}
+
 // Reads the rest of a response body into `out`, up to `max` bytes, through `buf`.
 template <typename Stream>
 awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
@@ -1096,8 +1126,7 @@ awaitable<beast::error_code> ReadWhole(Stream& stream, Upstream& up,
   while (!p.is_done()) {
     p.get().body().data = buf.data();
     p.get().body().size = buf.size();
-    co_await http::async_read(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+    ec = co_await ReadBodyPiece(stream, up.buffer, p);
     if (ec) co_return up.deadline.Why(ec);
     out.append(buf.data(), buf.size() - p.get().body().size);
     if (out.size() > max) co_return beast::error_code(http::error::body_limit);
@@ -1119,10 +1148,8 @@ awaitable<bool> RelayEvents(Stream& stream, Upstream& up,
   while (!p.is_done()) {
     p.get().body().data = client.body.data();
     p.get().body().size = client.body.size();
-    // read_some: each piece goes on as soon as it arrives (async_read would wait for a full
-    // buffer, holding back progress notifications).
-    co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
-    if (ec == http::error::need_buffer) ec = {};
+    // Each piece goes on as soon as it arrives: progress notifications are not held back.
+    ec = co_await ReadBodyPiece(stream, up.buffer, p);
     if (ec) co_return false;
     std::string_view piece(client.body.data(), client.body.size() - p.get().body().size);
     if (!events.Feed(piece, max_event)) co_return false;
@@ -1170,10 +1197,8 @@ awaitable<beast::error_code> SendStreaming(Stream& stream, const Outgoing& out, 
     body.parser.get().body().data = client.body.data();
     body.parser.get().body().size = client.body.size();
     client.deadline.After(timeout);
-    co_await http::async_read_some(client.socket, body.buffer, body.parser,
-                                   asio::redirect_error(use_awaitable, ec));
+    ec = co_await ReadBodyPiece(client.socket, body.buffer, body.parser);
     client.deadline.Never();
-    if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       client_failed = true;
       co_return client.deadline.Why(ec);
@@ -1208,8 +1233,7 @@ awaitable<bool> StreamRaw(Stream& stream, Upstream& up, http::response_parser<ht
     if (!p.is_done()) {
       p.get().body().data = client.body.data();
       p.get().body().size = client.body.size();
-      co_await http::async_read_some(stream, up.buffer, p, asio::redirect_error(use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
+      ec = co_await ReadBodyPiece(stream, up.buffer, p);
       if (ec) co_return false;
       n = client.body.size() - p.get().body().size;
     }
