@@ -105,5 +105,21 @@ TEST(JsonTest, ObjectBuilderRefusesDuplicates) {
   EXPECT_FALSE(Json::Object(std::move(m)).ok());
 }
 
+
+TEST(JsonTest, Utf8CheckAtEveryOffsetOfLongAsciiRuns) {
+  // The check reads ASCII eight bytes at a time: every kind of sequence, at every alignment.
+  for (size_t prefix = 0; prefix < 20; ++prefix) {
+    std::string ascii(prefix, 'a');
+    SCOPED_TRACE(prefix);
+    EXPECT_TRUE(IsValidUtf8(ascii + "\xC3\xA9" + ascii));               // é
+    EXPECT_TRUE(IsValidUtf8(ascii + "\xF0\x9F\x98\x80" + "tail-text"));  // U+1F600
+    EXPECT_TRUE(IsValidUtf8(ascii + std::string("\0\x7F", 2) + "12345678"));
+    EXPECT_FALSE(IsValidUtf8(ascii + "\xC3" + "12345678"));            // cut short
+    EXPECT_FALSE(IsValidUtf8(ascii + "\x80" + "12345678"));            // lone continuation
+    EXPECT_FALSE(IsValidUtf8(ascii + "\xED\xA0\x80" + "12345678"));    // surrogate
+    EXPECT_FALSE(IsValidUtf8(ascii + "\xC0\xAF" + "12345678"));         // overlong
+    EXPECT_FALSE(IsValidUtf8(ascii + "1234567\xFF"));
+  }
+}
 }  // namespace
 }  // namespace aegis::common
