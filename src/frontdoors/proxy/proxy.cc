@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +21,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -140,6 +142,9 @@ struct Upstream {
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
   bool reused = false;
+  // The last answer had no body (HEAD, 204, 304): an upstream that sends one anyway leaves it on
+  // the connection, so the connection is checked before it serves again.
+  bool check_before_reuse = false;
 
   Socket& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
@@ -165,7 +170,18 @@ struct Outgoing {
   std::string_view head;
   std::string body;
   bool head_request = false;  // a HEAD: the response has no body
+  // Idempotent (RFC 9110 section 9.2.2): may be sent again when a pooled connection turns out
+  // closed before any answer. A POST never is: it could have reached the application.
+  bool retryable = false;
+  // The upstream connection may serve another request afterwards. Not after a GET or HEAD with
+  // a body: an upstream that ignores such a body would read it as a request of its own, and its
+  // answer would go to the next client on the connection.
+  bool reusable = true;
 };
+
+// Bytes a parser may leave unconsumed waiting for the end of a line (chunk sizes, extensions,
+// trailers; Beast 1.74 bounds none of them): beyond this the message is refused.
+constexpr size_t kMaxUnparsedBytes = 64 * 1024;
 
 enum class UpstreamError { kNone, kConnect, kTls, kIo, kTimeout, kTooLarge, kMalformed };
 
@@ -385,7 +401,13 @@ Outgoing ToUpstream(const Request& req, const Route* route, const net::Url& orig
   Outgoing out;
   out.head = head;
   out.body = std::move(body);
-  out.head_request = req.method() == http::verb::head;
+  http::verb method = req.method();
+  out.head_request = method == http::verb::head;
+  out.retryable = method == http::verb::get || method == http::verb::head ||
+                  method == http::verb::options || method == http::verb::put ||
+                  method == http::verb::delete_ || method == http::verb::trace;
+  out.reusable = !((method == http::verb::get || method == http::verb::head) &&
+                   framing.kind != Framing::kNone);
   return out;
 }
 
@@ -427,7 +449,9 @@ awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max
                              Exchange& ex) {
   std::optional<http::response_parser<http::string_body>> p;
   beast::error_code ec;
+  bool interim = false;  // the upstream answered something: never retried
   do {
+    if (p) interim = true;
     p.emplace();
     p->header_limit(64 * 1024);
     p->body_limit(max_body);
@@ -445,7 +469,7 @@ awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max
   }
   ec = up.deadline.Why(ec);
   if (ec) {
-    ex.wrote_nothing = !parser.got_some();
+    ex.wrote_nothing = !parser.got_some() && !interim;
     if (ec == beast::error::timeout) {
       ex.error = UpstreamError::kTimeout;
       ex.message = "the upstream did not answer in time";
@@ -520,6 +544,21 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Connect(Worker& w, const net::
   co_return up;
 }
 
+namespace {
+
+// Whether a pooled connection is as it was left: open, and nothing arrived since — an upstream
+// that closed it, or sent bytes nobody asked for, would answer the next request wrongly. Over
+// TLS, bytes may be a session ticket: only a close shows.
+bool StillIdle(Upstream& up) {
+  char byte;
+  ssize_t n = ::recv(up.lowest().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;
+  if (n > 0) return up.tls != nullptr;
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+}  // namespace
+
 awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Acquire(Worker& w, const net::Url& origin,
                                                           Exchange& ex) {
   std::unique_ptr<Upstream> up;
@@ -528,7 +567,11 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Acquire(Worker& w, const net::
   while (!pool.empty() && !up) {
     up = std::move(pool.back());
     pool.pop_back();
-    if (Clock::now() - up->idle_since > config.idle_timeout) up.reset();
+    // Checking costs a syscall: done after a bodiless answer, or an idle second (in which an
+    // upstream may have closed the connection: a POST sent on it could not be retried).
+    Clock::duration idle = Clock::now() - up->idle_since;
+    bool check = up->check_before_reuse || idle > std::chrono::seconds(1);
+    if (idle > config.idle_timeout || (check && !StillIdle(*up))) up.reset();
   }
   if (up) {
     up->reused = true;
@@ -543,6 +586,8 @@ awaitable<std::unique_ptr<Upstream>> Proxy::Impl::Acquire(Worker& w, const net::
 void Proxy::Impl::Release(Worker& w, std::unique_ptr<Upstream> up) {
   auto& pool = w.idle[up->origin];
   if (pool.size() >= config.max_idle_per_upstream || draining.load()) return;
+  // Bytes after the answer (a body sent with a HEAD answer, say) would be the next request's.
+  if (up->buffer.size() > 0 || up->deadline.expired() || !up->lowest().is_open()) return;
   up->idle_since = Clock::now();
   up->deadline.Never();
   pool.push_back(std::move(up));
@@ -573,12 +618,14 @@ awaitable<Exchange> Proxy::Impl::Forward(Worker& w, const net::Url& origin, cons
     // A kept-alive connection the upstream had closed fails before any answer: try once more
     // on a new one. Nothing reached the upstream's application in that case.
     if (ex.error != UpstreamError::kNone) {
-      if (up->reused && ex.wrote_nothing && ex.error == UpstreamError::kIo && attempt == 0) {
+      if (up->reused && ex.wrote_nothing && ex.error == UpstreamError::kIo && attempt == 0 &&
+          out.retryable) {
         continue;
       }
       co_return ex;
     }
-    if (ex.response.keep_alive()) Release(w, std::move(up));
+    up->check_before_reuse = !HasBody(ex.response.result_int(), out.head_request);
+    if (ex.response.keep_alive() && out.reusable) Release(w, std::move(up));
     co_return ex;
   }
 }
@@ -1105,6 +1152,7 @@ awaitable<beast::error_code> ReadBodyPiece(Stream& stream, beast::flat_buffer& b
       ec = {};
       if (p.is_done() || p.get().body().size < room) co_return ec;
       if (used > 0 && buffer.size() > 0) continue;
+      if (buffer.size() >= kMaxUnparsedBytes) co_return beast::error_code(http::error::buffer_overflow);
     }
     size_t n = co_await stream.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)),
                                                asio::redirect_error(use_awaitable, ec));
@@ -1269,6 +1317,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   Exchange ex;
   beast::error_code ec;
   bool client_failed = false;
+  bool interim = false;  // the upstream answered something: never retried
   auto fresh_parser = [&] {
     p.emplace();
     p->header_limit(64 * 1024);
@@ -1292,6 +1341,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
         co_await http::async_read_header(*up->tls, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
         if (ec || !IsInterim(p->get().result_int())) break;
+        interim = true;
         fresh_parser();
       }
     } else {
@@ -1305,6 +1355,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
         co_await http::async_read_header(*up->plain, up->buffer, *p,
                                          asio::redirect_error(use_awaitable, ec));
         if (ec || !IsInterim(p->get().result_int())) break;
+        interim = true;
         fresh_parser();
       }
     }
@@ -1313,7 +1364,8 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     if (!ec && p->get().result_int() == 101) ec = beast::errc::make_error_code(beast::errc::protocol_error);
     if (!ec) break;
     // A streamed body is gone once sent: such a request is never retried.
-    bool retry = up->reused && !p->got_some() && ec != beast::error::timeout && !body_stream;
+    bool retry = up->reused && !p->got_some() && !interim && ec != beast::error::timeout &&
+                 !body_stream && out.retryable;
     ex.error = ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kIo;
     ex.message = StrCat("exchange with ", origin.Origin(), " failed: ", ec.message());
     up.reset();
@@ -1353,6 +1405,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   Count(kForwarded);
   const auto& head = p->get();
   if (on_header) on_header(head);
+  up->check_before_reuse = !HasBody(head.result_int(), out.head_request);
   std::array<Field, 4> decision_fields;
   std::span<const Field> extra;
   if (d) {
@@ -1381,11 +1434,12 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     } else {
       ok = co_await StreamRaw(*up->plain, *up, *p, client, chunked, config.request_timeout);
     }
-    if (ok && p->keep_alive()) Release(w, std::move(up));
+    if (ok && p->keep_alive() && out.reusable) Release(w, std::move(up));
     co_return ok && keep_alive;
   }
   std::string_view content_type = head[http::field::content_type];
-  if (content_type.size() >= 17 && beast::iequals(content_type.substr(0, 17), "text/event-stream")) {
+  if (HasBody(head.result_int(), out.head_request) && content_type.size() >= 17 &&
+      beast::iequals(content_type.substr(0, 17), "text/event-stream")) {
     if (!client.http11) keep_alive = false;  // the stream ends with the connection
     AppendResponseHead(client.head, head, extra,
                        client.http11 ? Framing::Chunked() : Framing::None(), keep_alive);
@@ -1401,7 +1455,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
       ok = co_await RelayEvents(*up->plain, *up, *p, client, config.max_body_bytes,
                                 config.request_timeout, transform);
     }
-    if (ok && p->keep_alive()) Release(w, std::move(up));
+    if (ok && p->keep_alive() && out.reusable) Release(w, std::move(up));
     co_return ok && keep_alive;
   }
   std::string body;
@@ -1420,7 +1474,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
     co_await Respond(client, res);
     co_return false;
   }
-  if (p->keep_alive()) Release(w, std::move(up));
+  if (p->keep_alive() && out.reusable) Release(w, std::move(up));
   if (IsJsonType(content_type) && !body.empty()) {
     auto message = common::ParseJson(body, {.max_bytes = config.max_body_bytes, .max_depth = 128});
     if (message.ok() && transform(*message)) body = message->Canonical();
@@ -1518,6 +1572,10 @@ awaitable<beast::error_code> ReadRequest(Client& client,
       ec = {};
       if (header_only ? parser.is_header_done() : parser.is_done()) co_return ec;
       if (used > 0 && client.buffer.size() > 0) continue;
+      // The header's size is Beast's header_limit; within the body, lines waiting for their end.
+      if (!header_only && client.buffer.size() >= kMaxUnparsedBytes) {
+        co_return beast::error_code(http::error::buffer_overflow);
+      }
     }
     size_t n = co_await client.socket.async_read_some(
         client.buffer.prepare(beast::read_size(client.buffer, 65536)),
@@ -1627,7 +1685,7 @@ awaitable<void> Proxy::Impl::Serve(Worker& w, Socket socket) {
       Count(kBadRequest);
       decider.metrics().RecordBadRequest(static_cast<int>(service::FrontDoor::kProxy));
       co_await Respond(client, res);
-      co_return;
+      break;  // with a lingering close: the client may still be sending what was refused
     }
     Request req = parser.release();
     if (!co_await Handle(w, client, req)) break;
