@@ -15,10 +15,12 @@ Usage: proxy_wire_test.py <path to aegis>
 """
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -53,6 +55,9 @@ CHUNKS = [b"first-", bytes(range(256)) * 80 + b"!", b"x", b"0123456789abcdef" * 
 CHUNKED_BODY = b"".join(CHUNKS)
 # The close-delimited answer of /close: every byte value, ~40 KB.
 CLOSE_BODY = bytes(range(256)) * 160 + b"the end"
+# What /head-with-body wrongly sends after its HEAD answer: 60 bytes that are a whole response.
+FORGED = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Forged: 01234\r\n\r\nforge"
+assert len(FORGED) == 60
 
 
 # --- a socket with a read buffer: HTTP/1.1 messages parsed by hand, byte-exact ----------------
@@ -180,13 +185,17 @@ def cut_chunked(w):
         return data
 
 
-def read_request(w):
-    """One request from `w` as the upstream receives it, its body de-chunked."""
+def read_request(w, ignore_get_body=False):
+    """One request from `w` as the upstream receives it, its body de-chunked. With
+    `ignore_get_body`, as a server that ignores GET bodies: a GET's body is left on the
+    connection, where it reads as the next request."""
     start, fields, raw = w.read_head()
     method, target, version = start.split(" ")
     te, cl = values(fields, "transfer-encoding"), values(fields, "content-length")
     framing, sizes, body = None, [], b""
-    if te:
+    if ignore_get_body and method == "GET":
+        pass
+    elif te:
         framing = "chunked"
         body, sizes = w.read_chunked()
     elif cl:
@@ -210,10 +219,16 @@ def parse_metrics(text):
 
 class RawUpstream:
     """Answers each request by its path with bytes chosen here (see answer()) and records every
-    request it received, head bytes included. One thread per connection; keep-alive unless the
-    answer closes."""
+    request it received, head bytes included, with the connection it came on ("conn", counted
+    from 1) and its rank there ("nth", 0 for a connection's first request). One thread per
+    connection; keep-alive unless the answer closes. With `ignore_get_bodies`, reads a GET's
+    body as the next request, as some servers do."""
 
-    def __init__(self):
+    def __init__(self, ignore_get_bodies=False):
+        self.ignore_get_bodies = ignore_get_bodies
+        # /idle-close: the test says when its connection closes, and learns that it has.
+        self.close_idle = threading.Event()
+        self.closed_idle = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -243,18 +258,20 @@ class RawUpstream:
                 return
             with self.lock:
                 self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+                conn_id = self.connections
+            threading.Thread(target=self._serve, args=(conn, conn_id), daemon=True).start()
 
-    def _serve(self, conn):
+    def _serve(self, conn, conn_id):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(30)
         w = Wire(conn)
         try:
-            while True:
+            for nth in itertools.count():
                 try:
-                    req = read_request(w)
+                    req = read_request(w, self.ignore_get_bodies)
                 except (EOFError, OSError, ValueError):
                     return
+                req["conn"], req["nth"] = conn_id, nth
                 with self.lock:
                     self.requests.append(req)
                 if not self.answer(req, conn):
@@ -361,12 +378,54 @@ class RawUpstream:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n"
                          b"\r\nfinal-hints")
             return True
+        if path == "/interim-then-close":
+            # A 103 and no final answer: the connection closes (reset with ?reset).
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            time.sleep(0.05)
+            if "reset" in req["target"]:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        if path == "/read-then-close":
+            # The request reached the application, which then closed the connection unanswered.
+            return False
+        if path == "/idle-close":
+            # Answered and kept alive; then, idle, the connection closes when the test says so.
+            conn.sendall(summary_answer(req))
+            self.close_idle.wait(10)
+            conn.close()
+            self.closed_idle.set()
+            return False
+        if path == "/head-with-body":
+            # Wrong for a HEAD: the body too, itself a whole response; in the head's send
+            # (?together) or a little later.
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(FORGED))
+            if "together" in req["target"]:
+                conn.sendall(head + FORGED)
+            else:
+                conn.sendall(head)
+                time.sleep(0.02)
+                conn.sendall(FORGED)
+            req["stray_sent"] = True
+            return True
+        if path == "/smuggled":
+            # A little slow: the answer arrives after the proxy is done with the connection.
+            time.sleep(0.2)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n"
+                         b"\r\nsmuggled answer")
+            return True
         # Anything else: a JSON summary of what arrived.
-        body = json.dumps({"method": method, "target": req["target"], "length": len(req["body"]),
-                           "sha256": hashlib.sha256(req["body"]).hexdigest()}).encode()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == "HEAD" else body))
+        conn.sendall(summary_answer(req))
         return True
+
+
+def summary_answer(req):
+    """A 200 whose JSON body says what arrived (none for a HEAD)."""
+    body = json.dumps({"method": req["method"], "target": req["target"],
+                       "length": len(req["body"]),
+                       "sha256": hashlib.sha256(req["body"]).hexdigest()}).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if req["method"] == "HEAD" else body))
 
 
 def summary(body):
@@ -374,24 +433,28 @@ def summary(body):
 
 
 # The upstream of route /wire, and the one of route /hints (its own origin, hence its own pooled
-# connections: what an interim response does to them stays away from the other tests).
-UPSTREAM = HINTS = None
+# connections: what an interim response does to them stays away from the other tests). Likewise
+# route /edge, for the tests of which pooled connection serves what, and route /lax, to an upstream
+# that reads a GET's body as a request.
+UPSTREAM = HINTS = EDGE = LAX = None
 
 
 def setUpModule():
-    global UPSTREAM, HINTS
+    global UPSTREAM, HINTS, EDGE, LAX
     UPSTREAM = RawUpstream().start()
     HINTS = RawUpstream().start()
+    EDGE = RawUpstream().start()
+    LAX = RawUpstream(ignore_get_bodies=True).start()
 
 
 def tearDownModule():
-    UPSTREAM.stop()
-    HINTS.stop()
+    for upstream in (UPSTREAM, HINTS, EDGE, LAX):
+        upstream.stop()
 
 
 class ProxyServer:
-    """`aegis serve` with routes /wire and /hints (tool wire) to the raw upstreams, and the given
-    proxy timeouts."""
+    """`aegis serve` with routes /wire, /hints, /edge and /lax (tool wire) to the raw upstreams,
+    and the given proxy timeouts."""
 
     @classmethod
     def start_server(cls, timeouts, prefix):
@@ -405,7 +468,11 @@ class ProxyServer:
             proxy = {"threads": 1,
                      "routes": {"wire": {"upstream": "http://127.0.0.1:%d" % UPSTREAM.port},
                                 "hints": {"upstream": "http://127.0.0.1:%d" % HINTS.port,
-                                          "tool": "wire"}}}
+                                          "tool": "wire"},
+                                "edge": {"upstream": "http://127.0.0.1:%d" % EDGE.port,
+                                         "tool": "wire"},
+                                "lax": {"upstream": "http://127.0.0.1:%d" % LAX.port,
+                                        "tool": "wire"}}}
             proxy.update(timeouts)
             config = {
                 "data_dir": os.path.join(cls.tmp, "data"),
@@ -487,6 +554,26 @@ class ProxyServer:
         self.assertGreaterEqual(elapsed, low, "%s: closed after %.2f s" % (what, elapsed))
         self.assertLess(elapsed, high, "%s: closed after %.2f s" % (what, elapsed))
         return elapsed
+
+    def assertNothingToRead(self, w, what):
+        """`w` is open and nothing has arrived on it."""
+        self.assertEqual(w.buf, b"", what)
+        timeout = w.sock.gettimeout()
+        w.sock.setblocking(False)
+        try:
+            peek = w.sock.recv(200, socket.MSG_PEEK)
+            self.fail("%s: read %r" % (what, peek))
+        except BlockingIOError:
+            pass  # open, nothing to read
+        finally:
+            w.sock.settimeout(timeout)
+
+    def waitFor(self, predicate, what, timeout=3.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail("not within %.1f s: %s" % (timeout, what))
+            time.sleep(0.01)
 
 
 class WireTest(ProxyServer, unittest.TestCase):
@@ -755,6 +842,157 @@ class WireTest(ProxyServer, unittest.TestCase):
         self.assertIn(" 200 ", start)
         self.assertEqual(values(fields, "transfer-encoding"), [], raw)
         self.assertEqual(w.read_to_close(), CHUNKED_BODY)
+
+    # --- which upstream connection serves what: retries, pooled connections, sizes ---------
+
+    def test_a_post_on_a_pooled_connection_never_reaches_the_upstream_twice(self):
+        # The upstream answers with an interim 103, or not at all, then closes or resets its
+        # connection: the client gets a 502, and the request was not sent again on another
+        # connection (it reached the application once: a second POST could be a second order).
+        # A GET answered with a 103 counts as answered too: not retried either.
+        cases = [("POST", "/interim-then-close?reset"), ("POST", "/interim-then-close?close"),
+                 ("GET", "/interim-then-close?get"), ("POST", "/read-then-close?post")]
+        for method, target in cases:
+            with self.subTest(method=method, target=target):
+                w = self.connect()
+                # One I/O thread: the upstream connection of this answer is pooled, and the
+                # next request on the route goes on it.
+                w.sock.sendall(self.request_bytes("GET", "/edge/warm-up"))
+                self.assertEqual(summary(read_response(w).body)["target"], "/warm-up")
+                body = b'{"order": 1}' if method == "POST" else None
+                extra = b"Content-Type: application/json\r\n" if body else b""
+                w.sock.sendall(self.request_bytes(method, "/edge" + target, extra, body))
+                r = read_response(w)
+                while 100 <= r.status < 200:
+                    r = read_response(w)
+                seen = [q for q in EDGE.seen(target.split("?")[0]) if q["target"] == target]
+                self.assertEqual(len(seen), 1, "the upstream got the %s %d times" %
+                                 (method, len(seen)))
+                self.assertGreater(seen[0]["nth"], 0, "not sent on a pooled connection")
+                self.assertEqual(r.status, 502, r.raw_head + r.body)
+                self.assertEqual(json.loads(r.body)["error"], "upstream_unavailable")
+                self.assertAllowed(r)
+
+    def test_a_post_is_not_sent_on_a_pooled_connection_the_upstream_closed(self):
+        # Pooled connections idle for over a second are checked before use: the POST goes on a
+        # live connection (a POST that failed on a closed one could not be retried).
+        EDGE.close_idle.clear()
+        EDGE.closed_idle.clear()
+        w = self.connect()
+        w.sock.sendall(self.request_bytes("GET", "/edge/idle-close"))
+        self.assertEqual(summary(read_response(w).body)["target"], "/idle-close")
+        pooled = EDGE.seen("/idle-close")[-1]["conn"]
+        time.sleep(1.3)
+        EDGE.close_idle.set()  # the upstream closes the idle connection
+        self.assertTrue(EDGE.closed_idle.wait(5), "the upstream did not close its connection")
+        time.sleep(0.1)
+        body = b'{"after": "idle close"}'
+        w.sock.sendall(self.request_bytes("POST", "/edge/after-idle-close",
+                                          b"Content-Type: application/json\r\n", body))
+        r = read_response(w)
+        self.assertEqual(r.status, 200, r.raw_head + r.body)
+        self.assertAllowed(r)
+        self.assertEqual((summary(r.body)["method"], summary(r.body)["length"]),
+                         ("POST", len(body)))
+        seen = EDGE.seen("/after-idle-close")
+        self.assertEqual(len(seen), 1)
+        self.assertNotEqual(seen[0]["conn"], pooled)
+
+    def test_a_body_sent_with_a_head_answer_never_answers_the_next_request(self):
+        # The upstream wrongly sends a body after its HEAD answer, a body that reads as a whole
+        # response: the connection must not serve another client, who would get it as theirs.
+        for variant in ("later", "together"):
+            with self.subTest(variant=variant):
+                w = self.connect()
+                w.sock.sendall(self.request_bytes("HEAD", "/edge/head-with-body?" + variant))
+                r = read_response(w, head_request=True)
+                self.assertEqual(r.status, 200, r.raw_head)
+                self.assertEqual(values(r.fields, "content-length"), [str(len(FORGED))])
+                self.assertAllowed(r)
+                # The stray body has arrived at the proxy (and not at the client) before the
+                # next request.
+                self.waitFor(lambda: EDGE.seen("/head-with-body")[-1].get("stray_sent"),
+                             "the upstream sent the body")
+                time.sleep(0.05)
+                self.assertNothingToRead(w, "after a HEAD answer")
+                w2 = self.connect()
+                w2.sock.sendall(self.request_bytes("GET", "/edge/after-head-body?" + variant))
+                r2 = read_response(w2)
+                self.assertNotIn(b"forge", r2.body, "another client got the HEAD's stray body")
+                self.assertEqual(r2.status, 200, r2.raw_head + r2.body)
+                self.assertEqual(summary(r2.body)["target"], "/after-head-body?" + variant)
+
+    def test_a_get_body_never_turns_into_a_request_answering_another_client(self):
+        # An upstream that ignores a GET's body reads it as the next request; its answer to that
+        # must not go to the next client: the connection is not pooled after a GET with a body.
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        w = self.connect()
+        w.sock.sendall(self.request_bytes("GET", "/lax/with-body",
+                                          b"Content-Type: text/plain\r\n", smuggled))
+        r = read_response(w)
+        self.assertEqual(r.status, 200, r.raw_head + r.body)
+        self.assertEqual(summary(r.body)["target"], "/with-body")
+        first = LAX.seen("/with-body")[-1]
+        # The trap is set: the upstream took the body for a request and answered it.
+        self.waitFor(lambda: LAX.seen("/smuggled"), "the upstream read the body as a request")
+        w2 = self.connect()
+        w2.sock.sendall(self.request_bytes("GET", "/lax/after-smuggle"))
+        r2 = read_response(w2)
+        self.assertNotIn(b"smuggled", r2.body, "another client got the smuggled request's answer")
+        self.assertEqual(r2.status, 200, r2.raw_head + r2.body)
+        self.assertEqual(summary(r2.body)["target"], "/after-smuggle")
+        after = LAX.seen("/after-smuggle")[-1]
+        self.assertNotEqual(after["conn"], first["conn"])
+        self.assertEqual(after["nth"], 0, "not on a new upstream connection")
+
+    def test_a_chunk_size_line_that_never_ends_is_refused_not_buffered(self):
+        # A chunked upload whose first size line goes on for 200 KiB: refused (or the connection
+        # closed) at once, well before the 10 s request timeout; the upstream never gets a whole
+        # request, and the proxy goes on serving.
+        w = self.connect(timeout=8)
+        start = time.monotonic()
+        try:
+            w.sock.sendall(self.request_bytes("PUT", "/edge/flood",
+                                              b"Content-Type: application/octet-stream\r\n"
+                                              b"Transfer-Encoding: chunked\r\n") +
+                           b"1;" + b"a" * (200 * 1024))
+            data = w.read_to_close()
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        except socket.timeout:
+            self.fail("the proxy neither refused the chunk size line nor closed within 8 s")
+        elapsed = time.monotonic() - start
+        self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 400 "), data[:300])
+        self.assertLess(elapsed, 6.0)
+        self.assertEqual(EDGE.seen("/flood"), [])
+        conn = self.http()
+        resp, data = self.get(conn, "/edge/after-flood")
+        self.assertEqual(resp.status, 200, data)
+        self.assertEqual(summary(data)["target"], "/after-flood")
+
+    def test_a_refused_upload_gets_its_answer_not_a_reset(self):
+        # A Content-Length over max_body_bytes (10 MiB, the default: the config here sets none)
+        # is refused with a 413 before the body is read. A client that sends its whole body
+        # before reading the answer, as http.client does, must get the 413: the proxy reads and
+        # drops the body before closing (a close with unread bytes would reset the connection).
+        size = (10 << 20) + (1 << 20)
+        w = self.connect(timeout=10)
+        w.sock.sendall(self.request_bytes("POST", "/edge/too-large",
+                                          b"Content-Type: application/json\r\n"
+                                          b"Content-Length: %d\r\n" % size))
+        piece = b" " * 65536
+        sent = 0
+        try:
+            while sent < size:
+                w.sock.sendall(piece)
+                sent += len(piece)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            self.fail("the connection was reset after %d of %d body bytes: %r" % (sent, size, e))
+        r = read_response(w)
+        self.assertEqual(r.status, 413, r.raw_head + r.body)
+        self.assertEqual(json.loads(r.body)["error"], "invalid_request")
+        self.assertEqual(w.read_to_close(), b"")
+        self.assertEqual(EDGE.seen("/too-large"), [])
 
 
 class TimeoutTest(ProxyServer, unittest.TestCase):
