@@ -421,24 +421,16 @@ class Client:
         pending when the wait ran out), InvalidCall (unknown approval, or another agent's).
         Aegis being unreachable is retried until the deadline, then raised. With `decision` and
         `params`, the approval's call digest is checked against this call's."""
-        interval = poll_interval or self.approval_poll_interval
-        deadline = None if timeout is None else self._clock() + timeout
+        wait = _ApprovalWait(self, approval_id, timeout, poll_interval, decision, params)
         while True:
             try:
-                approval = self._get_approval(approval_id)
-                token = _approval_step(approval_id, approval, decision, params)
-                if token is not None:
-                    return token
-                last_error = None
+                approval, error = self._get_approval(approval_id), None
             except AegisUnavailable as e:
-                approval, last_error = None, e
-            remaining = None if deadline is None else deadline - self._clock()
-            if remaining is not None and remaining <= 0:
-                if last_error is not None:
-                    raise last_error
-                raise ApprovalTimeout("aegis: approval %s still pending after %gs" % (
-                    approval_id, timeout), decision, approval_id, "pending", approval)
-            time.sleep(interval if remaining is None else min(interval, remaining))
+                approval, error = None, e
+            token, pause = wait.after_poll(approval, error)
+            if token is not None:
+                return token
+            time.sleep(pause)
 
     def _get_approval(self, approval_id):
         status, _, data = self._request("GET", "/v1/approvals/" + approval_id)
@@ -533,24 +525,16 @@ class Client:
     async def wait_for_approval_async(self, approval_id, timeout=None, poll_interval=None,
                                       decision=None, params=None):
         """wait_for_approval() with asyncio.sleep between polls."""
-        interval = poll_interval or self.approval_poll_interval
-        deadline = None if timeout is None else self._clock() + timeout
+        wait = _ApprovalWait(self, approval_id, timeout, poll_interval, decision, params)
         while True:
             try:
-                approval = await self._in_executor(self._get_approval, approval_id)
-                token = _approval_step(approval_id, approval, decision, params)
-                if token is not None:
-                    return token
-                last_error = None
+                approval, error = await self._in_executor(self._get_approval, approval_id), None
             except AegisUnavailable as e:
-                approval, last_error = None, e
-            remaining = None if deadline is None else deadline - self._clock()
-            if remaining is not None and remaining <= 0:
-                if last_error is not None:
-                    raise last_error
-                raise ApprovalTimeout("aegis: approval %s still pending after %gs" % (
-                    approval_id, timeout), decision, approval_id, "pending", approval)
-            await asyncio.sleep(interval if remaining is None else min(interval, remaining))
+                approval, error = None, e
+            token, pause = wait.after_poll(approval, error)
+            if token is not None:
+                return token
+            await asyncio.sleep(pause)
 
     async def report_usage_async(self, decision, cost_usd):
         return await self._in_executor(self.report_usage, decision, cost_usd)
@@ -576,6 +560,35 @@ def _is_decision(raw):
             and all(isinstance(r, dict) for r in raw.get("reasons", []))
             and (raw.get("decision") != "sanitize"
                  or isinstance(raw.get("sanitized_params", {}), dict)))
+
+
+class _ApprovalWait:
+    """What wait_for_approval and its async form share: after each poll, the override token or
+    how long to pause before the next one; the timeout's errors."""
+
+    def __init__(self, client, approval_id, timeout, poll_interval, decision, params):
+        self._clock = client._clock
+        self.approval_id, self.timeout = approval_id, timeout
+        self.decision, self.params = decision, params
+        self.interval = poll_interval or client.approval_poll_interval
+        self.deadline = None if timeout is None else self._clock() + timeout
+
+    def after_poll(self, approval, error):
+        """(token, None) when approved; (None, seconds to pause) while pending or while Aegis is
+        unreachable (`error`). Raises what _approval_step raises, and once the deadline passed,
+        `error` or ApprovalTimeout."""
+        if error is None:
+            token = _approval_step(self.approval_id, approval, self.decision, self.params)
+            if token is not None:
+                return token, None
+        remaining = None if self.deadline is None else self.deadline - self._clock()
+        if remaining is not None and remaining <= 0:
+            if error is not None:
+                raise error
+            raise ApprovalTimeout("aegis: approval %s still pending after %gs" % (
+                self.approval_id, self.timeout), self.decision, self.approval_id, "pending",
+                approval)
+        return None, self.interval if remaining is None else min(self.interval, remaining)
 
 
 def _approval_step(approval_id, approval, decision, params):

@@ -444,20 +444,35 @@ awaitable<beast::error_code> Send(Stream& stream, const Outgoing& out) {
 // follows on the same connection. 101 never should: the proxy passes no Upgrade.
 bool IsInterim(int status) { return status >= 100 && status < 200 && status != 101; }
 
+// Reads the upstream's response header into `p` (fresh), dropping interim answers: after each,
+// `fresh(p)` makes a new parser for the next header. `interim` tells whether one came — the
+// upstream answered, so the request is never retried.
+template <typename Stream, typename Parser, typename Fresh>
+awaitable<beast::error_code> ReadFinalHeader(Stream& stream, beast::flat_buffer& buffer,
+                                             std::optional<Parser>& p, Fresh fresh,
+                                             bool& interim) {
+  beast::error_code ec;
+  for (;;) {
+    co_await http::async_read_header(stream, buffer, *p, asio::redirect_error(use_awaitable, ec));
+    if (ec || !IsInterim(p->get().result_int())) co_return ec;
+    interim = true;
+    fresh(p);
+  }
+}
+
 template <typename Stream>
 awaitable<void> ReadResponse(Stream& stream, Upstream& up, bool head, size_t max_body,
                              Exchange& ex) {
-  std::optional<http::response_parser<http::string_body>> p;
-  beast::error_code ec;
-  bool interim = false;  // the upstream answered something: never retried
-  do {
-    if (p) interim = true;
+  auto fresh = [&](std::optional<http::response_parser<http::string_body>>& p) {
     p.emplace();
     p->header_limit(64 * 1024);
     p->body_limit(max_body);
     if (head) p->skip(true);
-    co_await http::async_read_header(stream, up.buffer, *p, asio::redirect_error(use_awaitable, ec));
-  } while (!ec && IsInterim(p->get().result_int()));
+  };
+  std::optional<http::response_parser<http::string_body>> p;
+  fresh(p);
+  bool interim = false;
+  beast::error_code ec = co_await ReadFinalHeader(stream, up.buffer, p, fresh, interim);
   http::response_parser<http::string_body>& parser = *p;
   if (!ec && parser.get().result_int() == 101) {
     ex.error = UpstreamError::kMalformed;
@@ -1318,18 +1333,19 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
   beast::error_code ec;
   bool client_failed = false;
   bool interim = false;  // the upstream answered something: never retried
-  auto fresh_parser = [&] {
-    p.emplace();
-    p->header_limit(64 * 1024);
-    p->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
-    if (out.head_request) p->skip(true);
+  auto fresh = [&](std::optional<http::response_parser<http::buffer_body>>& parser) {
+    parser.emplace();
+    parser->header_limit(64 * 1024);
+    parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held whole
+    if (out.head_request) parser->skip(true);
   };
   for (int attempt = 0; attempt < 2; ++attempt) {
     ex = Exchange{};
     up = co_await Acquire(w, origin, ex);
     if (!up) break;
     up->deadline.After(config.upstream_timeout);
-    fresh_parser();
+    fresh(p);
+    // No co_await inside ?: — GCC 12 evaluates the wrong branch's operands there.
     if (up->tls) {
       if (body_stream) {
         ec = co_await SendStreaming(*up->tls, out, *body_stream, client, config.request_timeout,
@@ -1337,13 +1353,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
       } else {
         ec = co_await Send(*up->tls, out);
       }
-      while (!ec) {
-        co_await http::async_read_header(*up->tls, up->buffer, *p,
-                                         asio::redirect_error(use_awaitable, ec));
-        if (ec || !IsInterim(p->get().result_int())) break;
-        interim = true;
-        fresh_parser();
-      }
+      if (!ec) ec = co_await ReadFinalHeader(*up->tls, up->buffer, p, fresh, interim);
     } else {
       if (body_stream) {
         ec = co_await SendStreaming(*up->plain, out, *body_stream, client, config.request_timeout,
@@ -1351,13 +1361,7 @@ awaitable<bool> Proxy::Impl::Relay(Worker& w, Client& client, const net::Url& or
       } else {
         ec = co_await Send(*up->plain, out);
       }
-      while (!ec) {
-        co_await http::async_read_header(*up->plain, up->buffer, *p,
-                                         asio::redirect_error(use_awaitable, ec));
-        if (ec || !IsInterim(p->get().result_int())) break;
-        interim = true;
-        fresh_parser();
-      }
+      if (!ec) ec = co_await ReadFinalHeader(*up->plain, up->buffer, p, fresh, interim);
     }
     if (client_failed) break;
     ec = up->deadline.Why(ec);
